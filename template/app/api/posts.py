@@ -1,0 +1,30 @@
+from fastapi import APIRouter, HTTPException, status
+
+from app.api.deps import ResourceId, SessionDep, UserDep
+from app.schemas.fields import Limit, Offset
+from app.schemas.post import PostCreate, PostRead, PostWithAuthor
+from app.services import posts
+
+router = APIRouter(tags=["posts"])
+
+
+@router.post("/users/{user_id}/posts", status_code=status.HTTP_201_CREATED, responses={404: {}})
+async def create_post(author: UserDep, data: PostCreate, session: SessionDep) -> PostRead:
+    post = await posts.create_post(session=session, author=author, data=data)
+    return PostRead.model_validate(post)
+
+
+@router.get("/users/{user_id}/posts", responses={404: {}})
+async def list_posts_by(
+    author: UserDep, session: SessionDep, limit: Limit = 50, offset: Offset = 0
+) -> list[PostRead]:
+    found = await posts.list_posts_by(session=session, author=author, limit=limit, offset=offset)
+    return [PostRead.model_validate(post) for post in found]
+
+
+@router.get("/posts/{post_id}", responses={404: {}})
+async def get_post(post_id: ResourceId, session: SessionDep) -> PostWithAuthor:
+    post = await posts.get_post_with_author(session=session, post_id=post_id)
+    if post is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "post not found")
+    return PostWithAuthor.model_validate(post)

@@ -1,0 +1,28 @@
+from fastapi import APIRouter, HTTPException, status
+
+from app.api.deps import SessionDep, UserDep
+from app.schemas.fields import Limit, Offset
+from app.schemas.user import UserCreate, UserRead
+from app.services import users
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses={409: {}})
+async def create_user(data: UserCreate, session: SessionDep) -> UserRead:
+    try:
+        user = await users.create_user(session=session, data=data)
+    except users.EmailAlreadyRegisteredError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
+    return UserRead.model_validate(user)
+
+
+@router.get("")
+async def list_users(session: SessionDep, limit: Limit = 50, offset: Offset = 0) -> list[UserRead]:
+    found = await users.list_users(session=session, limit=limit, offset=offset)
+    return [UserRead.model_validate(user) for user in found]
+
+
+@router.get("/{user_id}", responses={404: {}})
+async def get_user(user: UserDep) -> UserRead:
+    return UserRead.model_validate(user)

@@ -1,0 +1,69 @@
+import pytest
+from httpx import AsyncClient
+
+from tests.conftest import UserFactory
+
+
+async def test_create_user_returns_201_and_the_stored_user(client: AsyncClient) -> None:
+    response = await client.post("/users", json={"email": "Ada@Example.com", "name": "Ada"})
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["email"] == "ada@example.com"
+    assert body["name"] == "Ada"
+    fetched = await client.get(f"/users/{body['id']}")
+    assert fetched.json() == body
+
+
+async def test_duplicate_email_answers_409(client: AsyncClient, user_factory: UserFactory) -> None:
+    await user_factory(email="taken@example.com")
+
+    response = await client.post("/users", json={"email": "taken@example.com", "name": "Bo"})
+
+    assert response.status_code == 409
+    assert "already exists" in response.json()["detail"]
+
+
+async def test_the_session_is_usable_after_a_conflict(
+    client: AsyncClient, user_factory: UserFactory
+) -> None:
+    await user_factory(email="taken@example.com")
+    await client.post("/users", json={"email": "taken@example.com", "name": "Bo"})
+
+    response = await client.post("/users", json={"email": "free@example.com", "name": "Bo"})
+
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"email": "not-an-email", "name": "Ada"},
+        {"email": "ada@example.com", "name": ""},
+        {"email": "ada@example.com", "name": "x" * 101},
+        {"email": "ada@example.com", "name": "nul\x00byte"},
+        {"email": "ada@example.com"},
+    ],
+    ids=["bad-email", "empty-name", "long-name", "nul-byte", "missing-name"],
+)
+async def test_invalid_user_answers_422(client: AsyncClient, payload: dict[str, str]) -> None:
+    response = await client.post("/users", json=payload)
+
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize("user_id", ["999999", "0", "2147483648", "abc"])
+async def test_unknown_or_invalid_user_id_answers_4xx(client: AsyncClient, user_id: str) -> None:
+    response = await client.get(f"/users/{user_id}")
+
+    assert response.status_code == (404 if user_id == "999999" else 422)
+
+
+async def test_list_users_pages_in_id_order(client: AsyncClient, user_factory: UserFactory) -> None:
+    created = [await user_factory() for _ in range(3)]
+
+    first_page = await client.get("/users", params={"limit": 2})
+    second_page = await client.get("/users", params={"limit": 2, "offset": 2})
+
+    ids = [user["id"] for user in first_page.json() + second_page.json()]
+    assert ids == [user.id for user in created]
