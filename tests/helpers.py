@@ -1,0 +1,112 @@
+"""What the template's tests share: the answer space read from copier.yml, and rendering."""
+
+import itertools
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import copier
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COPIER_YML = yaml.safe_load((ROOT / "copier.yml").read_text())
+QUESTIONS = {
+    name: spec
+    for name, spec in COPIER_YML.items()
+    if not name.startswith("_") and spec.get("when") is not False
+}
+BASE_ANSWERS = {"project_name": "Orders Service"}
+
+
+def choices(question: str) -> list[Any]:
+    """The values a question accepts: its choices' values, or both booleans."""
+    spec = QUESTIONS[question]
+    if spec["type"] == "bool":
+        return [False, True]
+    listed = spec["choices"]
+    return list(listed.values()) if isinstance(listed, dict) else list(listed)
+
+
+@dataclass(frozen=True)
+class Combination:
+    """One combination of the answers that change code."""
+
+    db_driver: str
+    orm_base_style: str
+    use_pgvector: bool
+    test_db_strategy: str
+
+    @property
+    def id(self) -> str:
+        return "-".join(
+            [
+                self.db_driver,
+                self.orm_base_style.removeprefix("declarative_base_"),
+                "pgvector" if self.use_pgvector else "novector",
+                self.test_db_strategy,
+            ]
+        )
+
+    @property
+    def answers(self) -> dict[str, Any]:
+        return {**BASE_ANSWERS, **self.__dict__}
+
+
+def combinations() -> Iterator[Combination]:
+    fields = ["db_driver", "orm_base_style", "use_pgvector", "test_db_strategy"]
+    for values in itertools.product(*(choices(field) for field in fields)):
+        yield Combination(**dict(zip(fields, values, strict=True)))
+
+
+TEMPLATE_FILES = ["copier.yml", "template", "hooks"]
+
+
+def copy_working_tree(destination: Path) -> Path:
+    """The template's files as they are now, outside git: copier renders them as they are,
+    not the last tag and not the last commit."""
+    for name in TEMPLATE_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name, ignore=IGNORED)
+        elif source.exists():
+            shutil.copy2(source, destination / name)
+    return destination
+
+
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache")
+
+
+def render(source: Path | str, destination: Path, *, vcs_ref: str | None = None, **answers: Any) -> Path:
+    """Render `source` into `destination` with the given answers and defaults elsewhere."""
+    copier.run_copy(
+        str(source),
+        destination,
+        data={**BASE_ANSWERS, **answers},
+        defaults=True,
+        overwrite=True,
+        unsafe=False,
+        quiet=True,
+        vcs_ref=vcs_ref,
+    )
+    return destination
+
+
+def run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600):
+    """Run a command; on failure, the assertion message carries its output."""
+    result = subprocess.run(
+        [str(part) for part in command],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, (
+        f"{' '.join(map(str, command))} exited {result.returncode}\n"
+        f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+    )
+    return result
