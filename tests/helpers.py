@@ -79,7 +79,9 @@ def copy_working_tree(destination: Path) -> Path:
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache")
 
 
-def render(source: Path | str, destination: Path, *, vcs_ref: str | None = None, **answers: Any) -> Path:
+def render(
+    source: Path | str, destination: Path, *, vcs_ref: str | None = None, **answers: Any
+) -> Path:
     """Render `source` into `destination` with the given answers and defaults elsewhere."""
     copier.run_copy(
         str(source),
@@ -94,8 +96,14 @@ def render(source: Path | str, destination: Path, *, vcs_ref: str | None = None,
     return destination
 
 
-def run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600):
-    """Run a command; on failure, the assertion message carries its output."""
+def run(
+    *command: str | Path,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    returncode: int = 0,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command; if it exits otherwise than expected, the failure shows its output."""
     result = subprocess.run(
         [str(part) for part in command],
         cwd=cwd,
@@ -105,8 +113,8 @@ def run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None, time
         timeout=timeout,
         check=False,
     )
-    assert result.returncode == 0, (
-        f"{' '.join(map(str, command))} exited {result.returncode}\n"
+    assert result.returncode == returncode, (
+        f"{' '.join(map(str, command))} exited {result.returncode}, not {returncode}\n"
         f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
     )
     return result

@@ -24,7 +24,9 @@ def test_every_code_changing_answer_is_covered() -> None:
 
 
 @each_combination
-def test_renders_without_leftover_jinja(combination: Combination, rendered: RenderedProject) -> None:
+def test_renders_without_leftover_jinja(
+    combination: Combination, rendered: RenderedProject
+) -> None:
     project = rendered(combination)
 
     leftovers = [

@@ -5,11 +5,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import User
-from tests.conftest import UserFactory
+from tests.support import UserFactory
 
 SHARED_EMAIL = "isolation@example.com"
 
 
+# One xdist group (with --dist=loadgroup): both runs share a worker, and so a database.
+@pytest.mark.xdist_group("isolation")
 @pytest.mark.parametrize("run", ["first", "second"])
 async def test_starts_empty_then_writes(
     run: str, session: AsyncSession, user_factory: UserFactory

@@ -4,7 +4,7 @@ import pytest
 
 from app.__main__ import check
 from app.config import Settings
-from tests.conftest import UNREACHABLE_PASSWORD, unreachable
+from tests.support import UNREACHABLE_PASSWORD, unreachable
 
 
 async def test_check_reports_server_and_migration_state(

@@ -8,7 +8,7 @@ from sqlalchemy import URL, Connection, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from tests.conftest import WORKER_DATABASE, admin_connection, alembic_config
+from tests.support import WORKER_DATABASE, admin_connection, alembic_config
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import User
-from tests.conftest import UserFactory
+from tests.support import UserFactory
 
 
 async def test_create_and_read_a_post_with_its_author(

@@ -1,7 +1,7 @@
 import pytest
 from httpx import AsyncClient
 
-from tests.conftest import UserFactory
+from tests.support import UserFactory
 
 
 async def test_create_user_returns_201_and_the_stored_user(client: AsyncClient) -> None:

@@ -1,0 +1,28 @@
+from sqlalchemy import text
+
+from app.config import Settings
+from app.db.session import create_engine
+
+
+async def show_statement_timeout(settings: Settings) -> str | None:
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as connection:
+            # Twice: the second run of a statement is where prepared statements would kick in.
+            await connection.scalar(text("SHOW statement_timeout"))
+            shown: str | None = await connection.scalar(text("SHOW statement_timeout"))
+    finally:
+        await engine.dispose()
+    return shown
+
+
+async def test_statement_timeout_reaches_the_server(settings: Settings) -> None:
+    seven_seconds = settings.model_copy(update={"db_statement_timeout": 7})
+
+    assert await show_statement_timeout(seven_seconds) == "7s"
+
+
+async def test_pgbouncer_mode_sends_no_startup_parameters(settings: Settings) -> None:
+    behind_pgbouncer = settings.model_copy(update={"db_pgbouncer": True, "db_statement_timeout": 7})
+
+    assert await show_statement_timeout(behind_pgbouncer) == "0"
