@@ -4,11 +4,24 @@ from collections.abc import AsyncIterator
 
 import pytest
 from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import URL, Connection, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from app.config import PROJECT_ROOT
+from app.db.base import Base
 from tests.support import WORKER_DATABASE, admin_connection, alembic_config
+
+
+def test_revisions_form_a_single_line() -> None:
+    heads = ScriptDirectory.from_config(Config(PROJECT_ROOT / "alembic.ini")).get_heads()
+
+    assert len(heads) == 1, (
+        f"the migrations have {len(heads)} heads {heads}, as when `copier update` adds a template "
+        "revision beside your own: join them with `uv run alembic merge heads -m merge`"
+    )
 
 
 @pytest.fixture
@@ -36,8 +49,6 @@ def upgrade_check_downgrade_upgrade(connection: Connection) -> list[set[str]]:
 
 
 async def test_upgrade_check_downgrade_and_upgrade_again(scratch_database: URL) -> None:
-    from app.db.base import Base
-
     engine = create_async_engine(scratch_database, poolclass=NullPool)
     try:
         async with engine.begin() as connection:

@@ -1,4 +1,4 @@
-"""baseline: users, posts{% if use_pgvector %}, documents with the vector extension{% endif %}
+"""baseline: users and posts
 
 Revision ID: 0001
 Revises:
@@ -9,9 +9,6 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-{%- if use_pgvector %}
-from pgvector.sqlalchemy import Vector
-{%- endif %}
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -20,10 +17,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-{%- if use_pgvector %}
-    # Needs a role allowed to create extensions (a superuser on most servers).
-    op.execute("CREATE EXTENSION IF NOT EXISTS vector")
-{%- endif %}
     op.create_table(
         "users",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -59,42 +52,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_posts")),
     )
     op.create_index(op.f("ix_posts_author_id"), "posts", ["author_id"], unique=False)
-{%- if use_pgvector %}
-    op.create_table(
-        "documents",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("content", sa.Text(), nullable=False),
-        sa.Column("embedding", Vector({{ embedding_dimensions }}), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_documents")),
-    )
-    op.create_index(
-        "ix_documents_embedding",
-        "documents",
-        ["embedding"],
-        unique=False,
-        postgresql_using="hnsw",
-        postgresql_ops={"embedding": "vector_cosine_ops"},
-    )
-{%- endif %}
 
 
 def downgrade() -> None:
-{%- if use_pgvector %}
-    op.drop_index(
-        "ix_documents_embedding",
-        table_name="documents",
-        postgresql_using="hnsw",
-        postgresql_ops={"embedding": "vector_cosine_ops"},
-    )
-    op.drop_table("documents")
-    # The vector extension stays: other schemas on the server may use it.
-{%- endif %}
     op.drop_index(op.f("ix_posts_author_id"), table_name="posts")
     op.drop_table("posts")
     op.drop_table("users")
