@@ -1,6 +1,7 @@
 import fcntl
 import os
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,6 +19,11 @@ FOREIGN_VARIABLES = ["TEST_DATABASE_URL", "DATABASE_URL", "VIRTUAL_ENV", "PYTHON
 FOREIGN_PREFIXES = ("PYTEST_", "DB_")
 
 os.environ["COPIER_SETTINGS_PATH"] = str(ROOT / "tests" / "copier-settings.yml")
+# Copier and the tests commit in throwaway repositories: give git an identity there.
+for variable in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
+    os.environ.setdefault(variable, "Template Tests")
+for variable in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+    os.environ.setdefault(variable, "tests@example.com")
 
 
 @pytest.fixture(scope="session")
@@ -111,6 +117,18 @@ def run_in_project(
         return result.stdout + result.stderr
 
     return run_module
+
+
+@pytest.fixture
+def fresh_database(embedded_server: PostgresServer) -> Callable[[], str]:
+    """Makes an empty database on the embedded server and returns its URL."""
+
+    def create() -> str:
+        name = f"scratch_{uuid.uuid4().hex[:12]}"
+        embedded_server.psql(f"CREATE DATABASE {name};")
+        return embedded_server.get_uri(database=name)
+
+    return create
 
 
 @pytest.fixture(scope="session")

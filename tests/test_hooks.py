@@ -67,7 +67,7 @@ def test_an_unknown_release_is_an_error(tmp_path) -> None:
     changes = tmp_path / "changes.toml"
     changes.write_text("release = []\n")
 
-    with pytest.raises(SystemExit, match="no release '9.9.9'"):
+    with pytest.raises(SystemExit, match=r"no release '9\.9\.9'"):
         migrate_answers.main([str(tmp_path / "answers.yml"), "9.9.9", str(changes)])
 
 
