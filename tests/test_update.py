@@ -230,9 +230,7 @@ def test_a_renamed_question_keeps_its_answer_across_the_release_that_renamed_it(
     tmp_path: Path, run_in_project: ProjectRunner
 ) -> None:
     """Release 2.0.0 renames test_db_strategy to test_isolation, with an answer migration."""
-    repository = tmp_path / "template-repository"
-    repository.mkdir()
-    copy_working_tree(repository)
+    repository = copy_working_tree(tmp_path / "template-repository")
     git(repository, "init", "--quiet")
     commit_all(repository, "Release 1.0.0")
     git(repository, "tag", "v1.0.0")

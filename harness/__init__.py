@@ -1,0 +1,1 @@
+"""Runs generated services for real (embedded PostgreSQL, uvicorn, load): measures, breaks."""

