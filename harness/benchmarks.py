@@ -98,8 +98,8 @@ def measure_throughput(workdir: Path, postgres: Postgres, seconds: int) -> list[
         workdir / "baseline.log",
         app="harness.baseline_app:create_app",
         baseline_dsn=postgres.url("bench"),
-    ) as base_url:
-        load("baseline", base_url)
+    ) as baseline:
+        load("baseline", baseline.base_url)
     variants = {
         "asyncpg": ("asyncpg", {}),
         "asyncpg, no pre-ping": ("asyncpg", {"db_pool_pre_ping": "false"}),
@@ -110,8 +110,8 @@ def measure_throughput(workdir: Path, postgres: Postgres, seconds: int) -> list[
         database_url = postgres.url("bench", driver)
         with serve(
             project, python, workdir / f"{name}.log", database_url=database_url, **settings
-        ) as base_url:
-            load(name, base_url)
+        ) as service:
+            load(name, service.base_url)
 
     targets = {"asyncpg": 0.30, "psycopg": 0.25}
     rows = []

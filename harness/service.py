@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,37 @@ class Postgres:
         return self.server.get_uri(database=database, driver=driver)
 
     def sql(self, statement: str, database: str = "postgres") -> str:
-        psql = [str(self.server.bin_path / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+        """Run SQL through psql; returns the rows unaligned, one a line."""
+        psql = [str(self.server.bin_path / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"]
         return run(*psql, self.url(database), cwd=Path.cwd(), input=statement).stdout
 
+    def scalar(self, statement: str, database: str) -> str:
+        return self.sql(statement, database).strip()
+
+    @contextmanager
+    def table_locked(self, table: str, database: str, seconds: float) -> Iterator[None]:
+        """Another session holds an exclusive lock on `table` for `seconds` from entry."""
+        psql = [str(self.server.bin_path / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+        lock = f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+        statement = f"BEGIN; {lock}; SELECT pg_sleep({seconds}); COMMIT;"
+        holder = subprocess.Popen(
+            [*psql, self.url(database), "-c", statement], stdout=subprocess.DEVNULL
+        )
+        granted = (
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+            f"WHERE c.relname = '{table}' AND l.mode = 'AccessExclusiveLock' AND l.granted"
+        )
+        try:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and self.scalar(granted, database) != "1":
+                time.sleep(0.02)
+            yield
+        finally:
+            holder.wait(timeout=seconds + 30)
+
     def create_database(self, name: str) -> None:
-        self.sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name};")
+        self.sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE);")
+        self.sql(f"CREATE DATABASE {name};")
 
     def _pg_ctl(self, *arguments: str) -> None:
         pgexec("pg_ctl", arguments, bin_path=self.server.bin_path, user=self.server.system_user)
@@ -69,10 +96,17 @@ def migrate(project: Path, python: Path, database_url: str) -> None:
     run(python, "-m", "alembic", "upgrade", "head", cwd=project, env=env)
 
 
+@dataclass
+class Running:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
 @contextmanager
 def serve(
     project: Path, python: Path, log: Path, *, app: str = "app.main:create_app", **settings: str
-) -> Iterator[str]:
+) -> Iterator[Running]:
     """uvicorn (one worker) serving `app` from `project` until the block ends, then SIGTERM."""
     port = free_port()
     env = project_environment(python, environment="development", **settings)
@@ -95,7 +129,7 @@ def serve(
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_until_live(base_url, process)
-        yield base_url
+        yield Running(base_url, process, log)
     finally:
         stop(process)
 

@@ -110,11 +110,12 @@ def run(
     *command: str | Path,
     cwd: Path,
     env: dict[str, str] | None = None,
-    returncode: int = 0,
+    returncode: int | None = 0,
     timeout: float = 600,
     input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command; if it exits otherwise than expected, the failure shows its output."""
+    """Run a command; if it exits otherwise than expected (any way, for None), the failure
+    shows its output."""
     result = subprocess.run(
         [str(part) for part in command],
         cwd=cwd,
@@ -125,7 +126,7 @@ def run(
         timeout=timeout,
         check=False,
     )
-    assert result.returncode == returncode, (
+    assert returncode is None or result.returncode == returncode, (
         f"{' '.join(map(str, command))} exited {result.returncode}, not {returncode}\n"
         f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
     )

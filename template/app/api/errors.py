@@ -2,6 +2,7 @@
 database cannot serve, and a 500 only for a real bug."""
 
 import json
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -10,12 +11,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # SQLSTATEs, reported the same way by both drivers (`error.orig.sqlstate`).
 QUERY_CANCELED = "57014"  # statement_timeout
 CONFLICTS = {"23505", "23503"}  # unique violation, foreign key violation
 DATA_EXCEPTION_CLASS = "22"  # a value PostgreSQL cannot store (too long, out of range, ...)
+# Connection exceptions, and the server shutting down, starting up or ending the session.
+UNAVAILABLE_CLASSES = ("08", "57P")
 RETRY_AFTER_SECONDS = "1"
+
+logger = logging.getLogger(__name__)
 
 
 class AsciiJSONResponse(JSONResponse):
@@ -23,6 +29,34 @@ class AsciiJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return json.dumps(content, separators=(",", ":")).encode()
+
+
+class UnexpectedErrorMiddleware:
+    """Answers an unhandled exception with a 500 itself. Left to the server, the exception makes
+    it close the keep-alive connection, and a client's next request on it fails unanswered."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            if started:
+                raise
+            logger.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            response = JSONResponse({"detail": "internal server error"}, status_code=500)
+            await response(scope, receive, send)
 
 
 def _unavailable(detail: str) -> JSONResponse:
@@ -34,6 +68,7 @@ def _unavailable(detail: str) -> JSONResponse:
 
 
 def register_error_handlers(app: FastAPI) -> None:
+    app.add_middleware(UnexpectedErrorMiddleware)
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         return AsciiJSONResponse(
@@ -45,9 +80,9 @@ def register_error_handlers(app: FastAPI) -> None:
     async def pool_timeout(request: Request, error: PoolTimeoutError) -> JSONResponse:
         return _unavailable("no database connection is free, try again")
 
-    # asyncpg reports a refused or timed-out connect as the builtin exceptions.
-    @app.exception_handler(ConnectionError)
-    @app.exception_handler(TimeoutError)
+    # asyncpg reports a failed connect as the builtin OSError it got (refused, timed out, no
+    # socket file); the service does no other I/O that could raise one.
+    @app.exception_handler(OSError)
     async def unreachable(request: Request, error: OSError) -> JSONResponse:
         return _unavailable("the database is unreachable, try again")
 
@@ -69,6 +104,10 @@ def register_error_handlers(app: FastAPI) -> None:
                 {"detail": "a value is out of the range the database stores"},
                 status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
             )
-        if error.connection_invalidated or isinstance(error, OperationalError | InterfaceError):
+        if (
+            sqlstate.startswith(UNAVAILABLE_CLASSES)
+            or error.connection_invalidated
+            or isinstance(error, OperationalError | InterfaceError)
+        ):
             return _unavailable("the database is unavailable, try again")
         raise error

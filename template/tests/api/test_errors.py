@@ -76,3 +76,20 @@ async def test_malformed_bodies_answer_422(client: AsyncClient, body: bytes) -> 
     )
 
     assert response.status_code == 422
+
+
+async def test_an_unexpected_error_answers_500_without_reaching_the_server(
+    settings: Settings,
+) -> None:
+    app = create_app(settings)
+
+    @app.get("/broken")
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    # ASGITransport re-raises what the app lets escape: this passes only if nothing does.
+    async with client_of(app) as client:
+        response = await client.get("/broken")
+
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal server error"}

@@ -1,0 +1,20 @@
+"""The service plus one route that fails after writing, for the failing-handler scenario.
+Served from the project directory with this folder on PYTHONPATH."""
+
+from app.api.deps import SessionDep
+from app.main import create_app as create_service
+from app.schemas.user import UserCreate
+from app.services import users
+from fastapi import FastAPI
+
+
+def create_app() -> FastAPI:
+    app = create_service()
+
+    @app.post("/users-then-fail", status_code=201)
+    async def create_then_fail(data: UserCreate, session: SessionDep, fail: bool = False) -> None:
+        await users.create_user(session=session, data=data)
+        if fail:
+            raise RuntimeError("the handler fails after writing")
+
+    return app
