@@ -14,7 +14,6 @@ Each figure is measured in this run, next to the baseline it is compared with:
 import argparse
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from harness.service import Postgres, migrate, prepare, serve
+from harness.service import Postgres, migrate, prepare, run_wrk, serve
 from tests.helpers import (
     ROOT,
     combinations,
@@ -51,19 +50,11 @@ class Row:
 
 
 def wrk(url: str, seconds: int) -> tuple[float, float, float]:
-    """Requests per second, p50 and p99 latency in milliseconds."""
-    output = run(
-        "wrk", "-t2", f"-c{CONCURRENCY}", f"-d{seconds}s", "--latency", url, cwd=ROOT
-    ).stdout
-    if "Non-2xx" in output or "Socket errors" in output:
-        raise RuntimeError(f"wrk saw failed requests on {url}:\n{output}")
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    return rate, latency(output, "50%"), latency(output, "99%")
-
-
-def latency(output: str, percentile: str) -> float:
-    value, unit = re.search(rf"{percentile}\s+([\d.]+)(us|ms|s)", output).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    """Requests per second, p50 and p99 latency in milliseconds; every request must succeed."""
+    load = run_wrk(url, seconds=seconds, connections=CONCURRENCY)
+    if load.failures:
+        raise RuntimeError(f"wrk saw {load.failures} failed requests on {url}")
+    return load.rate, load.p50_ms, load.p99_ms
 
 
 def throughput(workdir: Path, seconds: int) -> list[Row]:
@@ -175,18 +166,21 @@ def pytest_seconds(project: Path, python: Path, *arguments: str) -> float:
     return time.perf_counter() - started
 
 
+def per_test_ms(project: Path, python: Path, kind: str) -> float:
+    """Milliseconds one more test of `kind` adds: the slope between runs of 1 and of
+    ISOLATION_TESTS tests, so the session's set-up (server, migrations, app) cancels out."""
+    module = project / "tests" / "test_isolation_cost.py"
+
+    def seconds(count: int) -> float:
+        module.write_text(ISOLATION_TESTS_MODULE.format(count=count))
+        return min(pytest_seconds(project, python, str(module), "-k", kind) for _ in range(3))
+
+    return (seconds(ISOLATION_TESTS) - seconds(1)) / (ISOLATION_TESTS - 1) * 1000
+
+
 def per_test_overhead_ms(project: Path, python: Path) -> float:
-    """(time of the database tests - time of as many empty tests) / their number."""
-    (project / "tests" / "test_isolation_cost.py").write_text(
-        ISOLATION_TESTS_MODULE.format(count=ISOLATION_TESTS)
-    )
-    module = "tests/test_isolation_cost.py"
-    # Each run pays the session set-up (server, migrations, app) once; best of three.
-    database = min(
-        pytest_seconds(project, python, module, "-k", "request_and_query") for _ in range(3)
-    )
-    empty = min(pytest_seconds(project, python, module, "-k", "empty") for _ in range(3))
-    return (database - empty) / ISOLATION_TESTS * 1000
+    """What isolation and one request plus one query add to a test, over an empty test."""
+    return per_test_ms(project, python, "request_and_query") - per_test_ms(project, python, "empty")
 
 
 def add_extra_tables(project: Path, python: Path, postgres: Postgres) -> None:

@@ -1,6 +1,7 @@
 """A rendered project served by uvicorn on an embedded PostgreSQL, on loopback only."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -156,3 +157,40 @@ def stop(process: subprocess.Popen[bytes]) -> int:
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
     return process.returncode
+
+
+@dataclass
+class WrkLoad:
+    requests: int
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    failures: int  # non-2xx responses plus socket errors (connect, read, write, timeout)
+
+
+def run_wrk(url: str, *, seconds: int, connections: int) -> WrkLoad:
+    """Load `url` with wrk (Debian's package) from two threads; loopback only."""
+    output = run(
+        "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url, cwd=Path.cwd()
+    ).stdout
+
+    def number(pattern: str) -> float:
+        found = re.search(pattern, output)
+        return float(found.group(1)) if found else 0.0
+
+    def latency_ms(percentile: str) -> float:
+        found = re.search(rf"{percentile}\s+([\d.]+)(us|ms|s)\b", output)
+        if found is None:
+            raise RuntimeError(f"no {percentile} latency in wrk's output:\n{output}")
+        return float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
+
+    socket_errors = re.search(r"connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    failures = int(number(r"Non-2xx or 3xx responses: (\d+)"))
+    failures += sum(map(int, socket_errors.groups())) if socket_errors else 0
+    return WrkLoad(
+        requests=int(number(r"(\d+) requests in")),
+        rate=number(r"Requests/sec:\s+([\d.]+)"),
+        p50_ms=latency_ms("50%"),
+        p99_ms=latency_ms("99%"),
+        failures=failures,
+    )

@@ -69,6 +69,7 @@ def _unavailable(detail: str) -> JSONResponse:
 
 def register_error_handlers(app: FastAPI) -> None:
     app.add_middleware(UnexpectedErrorMiddleware)
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         return AsciiJSONResponse(
