@@ -322,8 +322,11 @@ def main() -> None:
         for name in arguments.only:
             workdir = Path(scratch) / name
             workdir.mkdir()
-            rows += BENCHMARKS[name](workdir, arguments.seconds)
-            print(f"{name}: done", file=sys.stderr)
+            try:
+                rows += BENCHMARKS[name](workdir, arguments.seconds)
+            except Exception as error:  # one broken benchmark must not lose the others' rows
+                rows.append(Row(name, "failed", f"{type(error).__name__}: {str(error)[:200]}"))
+            print(table(rows), file=sys.stderr)
     print(table(rows))
 
 
