@@ -259,7 +259,8 @@ def test_a_renamed_question_keeps_its_answer_across_the_release_that_renamed_it(
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["test_isolation"] == "nullpool"
     assert "test_db_strategy" not in answers
-    assert "NullPool: fresh connections" in (project / "tests" / "conftest.py").read_text()
+    # Still the nullpool fixtures: the rollback ones join the test's transaction.
+    assert "join_transaction_mode" not in (project / "tests" / "conftest.py").read_text()
     assert leftovers(project) == []
     shutil.rmtree(project / ".venv", ignore_errors=True)
     run_in_project(project, "pytest", "-q")
