@@ -30,10 +30,20 @@ class Postgres:
     def url(self, database: str, driver: str | None = None) -> str:
         return self.server.get_uri(database=database, driver=driver)
 
+    def psql(self, database: str) -> list[str]:
+        """The psql command line for `database`, stopping at the first error."""
+        return [
+            str(self.server.bin_path / "psql"),
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            self.url(database),
+        ]
+
     def sql(self, statement: str, database: str = "postgres") -> str:
         """Run SQL through psql; returns the rows unaligned, one a line."""
-        psql = [str(self.server.bin_path / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"]
-        return run(*psql, self.url(database), cwd=Path.cwd(), input=statement).stdout
+        return run(*self.psql(database), "-At", cwd=Path.cwd(), input=statement).stdout
 
     def scalar(self, statement: str, database: str) -> str:
         return self.sql(statement, database).strip()
@@ -41,11 +51,10 @@ class Postgres:
     @contextmanager
     def table_locked(self, table: str, database: str, seconds: float) -> Iterator[None]:
         """Another session holds an exclusive lock on `table` for `seconds` from entry."""
-        psql = [str(self.server.bin_path / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
         lock = f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
         statement = f"BEGIN; {lock}; SELECT pg_sleep({seconds}); COMMIT;"
         holder = subprocess.Popen(
-            [*psql, self.url(database), "-c", statement], stdout=subprocess.DEVNULL
+            [*self.psql(database), "-c", statement], stdout=subprocess.DEVNULL
         )
         granted = (
             "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
