@@ -25,7 +25,18 @@ from typing import IO
 import httpx
 import yaml
 
-from harness.service import Postgres, Running, WrkLoad, migrate, prepare, run_wrk, serve, stop
+from harness.service import (
+    Postgres,
+    Running,
+    WrkLoad,
+    free_port,
+    migrate,
+    prepare,
+    run_wrk,
+    serve,
+    stop,
+    uvicorn_command,
+)
 from tests.helpers import ROOT, project_environment, run
 
 PASSWORD = "h4rness-S3cret"  # in DATABASE_URL; the embedded server trusts its socket, never asks
@@ -380,7 +391,7 @@ async def secrets(stage: Stage) -> Result:
 def run_refusing(stage: Stage, settings: dict[str, str], output: IO[str]) -> int:
     """Start the service as a deployment would; return its exit status."""
     env = project_environment(stage.python, **settings)
-    command = [stage.python, "-m", "uvicorn", "app.main:create_app", "--factory", "--port", "0"]
+    command = uvicorn_command(stage.python, "app.main:create_app", free_port())
     process = subprocess.Popen(command, cwd=stage.project, env=env, stdout=output, stderr=output)
     try:
         return process.wait(timeout=30)

@@ -120,20 +120,7 @@ def serve(
     """uvicorn (one worker) serving `app` from `project` until the block ends, then SIGTERM."""
     port = free_port()
     env = project_environment(python, environment="development", **settings)
-    command = [
-        python,
-        "-m",
-        "uvicorn",
-        app,
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--timeout-graceful-shutdown",
-        "10",
-    ]
+    command = uvicorn_command(python, app, port)
     with log.open("w") as output:
         process = subprocess.Popen(command, cwd=project, env=env, stdout=output, stderr=output)
     base_url = f"http://127.0.0.1:{port}"
@@ -142,6 +129,14 @@ def serve(
         yield Running(base_url, process, log)
     finally:
         stop(process)
+
+
+def uvicorn_command(python: Path, app: str, port: int) -> list[str]:
+    """One uvicorn worker serving the `app` factory on loopback."""
+    return [
+        str(python), "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1",
+        "--port", str(port), "--no-access-log", "--timeout-graceful-shutdown", "10",
+    ]  # fmt: skip
 
 
 def wait_until_live(base_url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:

@@ -4,13 +4,13 @@ system's PostgreSQL (Debian's `postgresql` package; .ci/run installs it), which 
 import glob
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from harness.service import free_port
 from tests.helpers import render, run
 
 SERVER_BINARIES = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
@@ -20,12 +20,6 @@ def as_server_user(*command: str | Path) -> list[str]:
     """initdb and postgres refuse to run as root: use the package's `postgres` user then."""
     prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     return prefix + [str(part) for part in command]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
