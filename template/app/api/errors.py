@@ -1,8 +1,10 @@
 """Failures answered as clear responses: 409/422 for what the client sent, 503/504 when the
-database cannot serve, and a 500 only for a real bug."""
+database cannot serve, and a 500 only for a real bug. Only failures raised by the database
+driver (or SQLAlchemy's pool) are mapped; anything else a handler raises is a logged 500."""
 
 import json
 import logging
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -13,15 +15,57 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.db.errors import DatabaseUnavailableError, failure_kind, sqlstate_of
+
 # SQLSTATEs, reported the same way by both drivers (`error.orig.sqlstate`).
 QUERY_CANCELED = "57014"  # statement_timeout
 CONFLICTS = {"23505", "23503"}  # unique violation, foreign key violation
-DATA_EXCEPTION_CLASS = "22"  # a value PostgreSQL cannot store (too long, out of range, ...)
-# Connection exceptions, and the server shutting down, starting up or ending the session.
-UNAVAILABLE_CLASSES = ("08", "57P")
+# The data exceptions (class 22) a client's input can cause when it reaches the database
+# unvalidated. The rest of class 22 (division by zero, an invalid parameter passed to a
+# function, ...) is a bug of the service: a logged 500.
+CLIENT_DATA_EXCEPTIONS = {
+    "22001",  # string_data_right_truncation: a string longer than its column
+    "22003",  # numeric_value_out_of_range
+    "22007",  # invalid_datetime_format
+    "22008",  # datetime_field_overflow
+    "22021",  # character_not_in_repertoire: a NUL byte in text
+    "22P02",  # invalid_text_representation: text that is not a number, uuid, ...
+    "22P05",  # untranslatable_character
+}
+# Connection exceptions, insufficient resources (53300 too many connections), and the server
+# shutting down, starting up (57P03 cannot connect now) or ending the session.
+UNAVAILABLE_CLASSES = ("08", "53", "57P")
 RETRY_AFTER_SECONDS = "1"
+# A failure that repeats (every request while the database is down) is logged the first time,
+# then at most once per interval with a count, so an outage does not flood the log.
+FAILURE_LOG_INTERVAL_SECONDS = 60.0
 
 logger = logging.getLogger(__name__)
+
+
+class FailureLog:
+    """Logs each kind of mapped database failure once, then a summary per interval."""
+
+    def __init__(self, interval: float = FAILURE_LOG_INTERVAL_SECONDS) -> None:
+        self._interval = interval
+        self._last_logged: dict[str, float] = {}
+        self._since_logged: dict[str, int] = {}
+
+    def record(self, answer: int, kind: str) -> None:
+        key = f"{answer} {kind}"
+        now = time.monotonic()
+        last = self._last_logged.get(key)
+        if last is not None and now - last < self._interval:
+            self._since_logged[key] = self._since_logged.get(key, 0) + 1
+            return
+        repeated = self._since_logged.pop(key, 0)
+        self._last_logged[key] = now
+        logger.warning(
+            "database failure %s answered %d%s",
+            kind,
+            answer,
+            f" ({repeated} more since the last report)" if repeated else "",
+        )
 
 
 class AsciiJSONResponse(JSONResponse):
@@ -69,6 +113,7 @@ def _unavailable(detail: str) -> JSONResponse:
 
 def register_error_handlers(app: FastAPI) -> None:
     app.add_middleware(UnexpectedErrorMiddleware)
+    failures = FailureLog()
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -79,36 +124,38 @@ def register_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(PoolTimeoutError)
     async def pool_timeout(request: Request, error: PoolTimeoutError) -> JSONResponse:
+        failures.record(503, "pool timeout")
         return _unavailable("no database connection is free, try again")
 
-    # asyncpg reports a failed connect as the builtin OSError it got (refused, timed out, no
-    # socket file); the service does no other I/O that could raise one.
-    @app.exception_handler(OSError)
-    async def unreachable(request: Request, error: OSError) -> JSONResponse:
-        return _unavailable("the database is unreachable, try again")
+    @app.exception_handler(DatabaseUnavailableError)
+    async def unavailable(request: Request, error: DatabaseUnavailableError) -> JSONResponse:
+        failures.record(503, f"at connect: {error.kind}")
+        return _unavailable("the database is unavailable, try again")
 
     @app.exception_handler(DBAPIError)
     async def database_error(request: Request, error: DBAPIError) -> JSONResponse:
-        sqlstate = str(getattr(error.orig, "sqlstate", ""))
-        if sqlstate == QUERY_CANCELED:
-            return JSONResponse(
-                {"detail": "the database query took too long"},
-                status_code=status.HTTP_504_GATEWAY_TIMEOUT,
-            )
+        sqlstate = sqlstate_of(error) or ""
         if sqlstate in CONFLICTS:
             return JSONResponse(
                 {"detail": "the request conflicts with stored data"},
                 status_code=status.HTTP_409_CONFLICT,
             )
-        if sqlstate.startswith(DATA_EXCEPTION_CLASS):
+        if sqlstate in CLIENT_DATA_EXCEPTIONS:
             return JSONResponse(
                 {"detail": "a value is out of the range the database stores"},
                 status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            )
+        if sqlstate == QUERY_CANCELED:
+            failures.record(504, failure_kind(error))
+            return JSONResponse(
+                {"detail": "the database query took too long"},
+                status_code=status.HTTP_504_GATEWAY_TIMEOUT,
             )
         if (
             sqlstate.startswith(UNAVAILABLE_CLASSES)
             or error.connection_invalidated
             or isinstance(error, OperationalError | InterfaceError)
         ):
+            failures.record(503, failure_kind(error))
             return _unavailable("the database is unavailable, try again")
         raise error

@@ -1,16 +1,29 @@
 """Failures become clear status codes: never a 500 for bad input or a database that cannot serve."""
 
+import asyncio
+import logging
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
-from sqlalchemy import text
+from sqlalchemy import URL, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api.deps import SessionDep
-from app.config import Settings
+from app.config import DRIVER, Settings
 from app.main import create_app
+from tests.support import (
+    UNREACHABLE_PASSWORD,
+    WORKER_DATABASE,
+    admin_connection,
+    unreachable,
+    with_url,
+)
+
+ERRORS_LOGGER = "app.api.errors"
 
 
 @pytest.fixture
@@ -93,3 +106,129 @@ async def test_an_unexpected_error_answers_500_without_reaching_the_server(
 
     assert response.status_code == 500
     assert response.json() == {"detail": "internal server error"}
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == ERRORS_LOGGER and record.levelno == logging.WARNING
+    ]
+
+
+def unexpected_errors(caplog: pytest.LogCaptureFixture) -> list[BaseException]:
+    """The exceptions logged as unhandled (with their traceback), in order."""
+    return [
+        record.exc_info[1]
+        for record in caplog.records
+        if record.levelno == logging.ERROR and record.exc_info and record.exc_info[1]
+    ]
+
+
+@pytest.fixture
+async def app_with_bugs(settings: Settings) -> AsyncIterator[FastAPI]:
+    """An application with routes that fail in ways that are not the database's."""
+    app = create_app(settings)
+
+    @app.get("/missing-file")
+    def missing_file() -> str:
+        return Path("/nonexistent/configuration.toml").read_text()
+
+    @app.get("/expired-timeout")
+    async def expired_timeout() -> None:
+        async with asyncio.timeout(0.01):
+            await asyncio.sleep(1)
+
+    @app.get("/division-by-zero")
+    async def division_by_zero(session: SessionDep) -> None:
+        await session.execute(text("SELECT 1 / 0"))
+
+    @app.get("/as-integer")
+    async def as_integer(value: str, session: SessionDep) -> None:
+        await session.execute(
+            text("SELECT CAST(CAST(:value AS text) AS integer)"), {"value": value}
+        )
+
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.mark.parametrize(
+    ("path", "raised"),
+    [
+        ("/missing-file", FileNotFoundError),
+        ("/expired-timeout", TimeoutError),
+        ("/division-by-zero", Exception),
+    ],
+    ids=["missing-file", "expired-asyncio-timeout", "division-by-zero"],
+)
+async def test_a_bug_answers_a_logged_500_not_a_database_outage(
+    app_with_bugs: FastAPI,
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+    raised: type[BaseException],
+) -> None:
+    async with client_of(app_with_bugs) as client:
+        response = await client.get(path)
+
+    assert response.status_code == 500
+    assert "Retry-After" not in response.headers
+    [logged] = unexpected_errors(caplog)
+    assert isinstance(logged, raised)
+
+
+async def test_a_value_the_client_sent_that_the_database_refuses_answers_422(
+    app_with_bugs: FastAPI,
+) -> None:
+    async with client_of(app_with_bugs) as client:
+        response = await client.get("/as-integer", params={"value": "twelve"})
+
+    assert response.status_code == 422
+
+
+async def test_an_unreachable_database_answers_503_and_logs_a_few_lines_without_secrets(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(unreachable(settings))
+    async with app.router.lifespan_context(app), client_of(app) as client:
+        responses = [await client.get("/users") for _ in range(100)]
+
+    assert {response.status_code for response in responses} == {503}
+    assert {response.headers["Retry-After"] for response in responses} == {"1"}
+    logged = warnings_of(caplog)
+    assert 1 <= len(logged) <= 3, logged
+    for line in logged:
+        assert re.search(r"SQLSTATE \w{5}|\w+Error", line), line
+        assert UNREACHABLE_PASSWORD not in line
+        assert "127.0.0.1" not in line
+
+
+@pytest.fixture
+async def refused_role_settings(settings: Settings, server_url: URL) -> AsyncIterator[Settings]:
+    """Settings for a role the server turns away: its connection limit is 0 (SQLSTATE 53300,
+    as when every connection slot is taken)."""
+    role = f"{WORKER_DATABASE}_refused"
+    async with admin_connection(server_url) as admin:
+        await admin.execute(
+            text(
+                f"CREATE ROLE \"{role}\" LOGIN CONNECTION LIMIT 0 PASSWORD '{UNREACHABLE_PASSWORD}'"
+            )
+        )
+    yield with_url(settings, settings.url.set(username=role, password=UNREACHABLE_PASSWORD))
+    async with admin_connection(server_url) as admin:
+        await admin.execute(text(f'DROP ROLE "{role}"'))
+
+
+async def test_a_server_refusing_connections_answers_503_and_logs_its_sqlstate(
+    refused_role_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(refused_role_settings)
+    async with app.router.lifespan_context(app), client_of(app) as client:
+        responses = [await client.get("/users") for _ in range(20)]
+
+    assert {response.status_code for response in responses} == {503}
+    assert responses[0].headers["Retry-After"] == "1"
+    [logged] = warnings_of(caplog)
+    # libpq keeps the SQLSTATE of a refused startup to itself: psycopg reports only the class.
+    assert {"asyncpg": "SQLSTATE 53300", "psycopg": "OperationalError"}[DRIVER] in logged
+    assert UNREACHABLE_PASSWORD not in logged
