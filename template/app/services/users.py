@@ -4,8 +4,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.errors import violated_constraint
 from app.models import User
 from app.schemas.user import UserCreate
+
+# Named by the naming convention of app.db.base (uq_<table>_<column>).
+EMAIL_CONSTRAINT = "uq_users_email"
 
 
 class EmailAlreadyRegisteredError(Exception):
@@ -19,7 +23,11 @@ async def create_user(*, session: AsyncSession, data: UserCreate) -> User:
     try:
         await session.flush()
     except IntegrityError as error:
-        raise EmailAlreadyRegisteredError(data.email) from error
+        # Only this constraint means the email is taken; any other violation keeps its own
+        # meaning (app.api.errors answers it: 409 for other conflicts, a logged 500 for bugs).
+        if violated_constraint(error) == EMAIL_CONSTRAINT:
+            raise EmailAlreadyRegisteredError(data.email) from error
+        raise
     return user
 
 

@@ -1,0 +1,32 @@
+import pytest
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.errors import sqlstate_of, violated_constraint
+from app.schemas.user import UserCreate
+from app.services import users
+from tests.support import UserFactory
+
+
+async def test_a_taken_email_is_reported_as_such(
+    session: AsyncSession, user_factory: UserFactory
+) -> None:
+    await user_factory(email="taken@example.com")
+
+    with pytest.raises(users.EmailAlreadyRegisteredError) as raised:
+        await users.create_user(
+            session=session, data=UserCreate(email="taken@example.com", name="Bo")
+        )
+
+    assert isinstance(raised.value.__cause__, IntegrityError)
+    assert violated_constraint(raised.value.__cause__) == "uq_users_email"
+
+
+async def test_another_integrity_error_is_not_a_taken_email(session: AsyncSession) -> None:
+    # A NOT NULL violation, which no valid input causes: model_copy does not validate.
+    data = UserCreate(email="ada@example.com", name="Ada").model_copy(update={"name": None})
+
+    with pytest.raises(IntegrityError) as raised:
+        await users.create_user(session=session, data=data)
+
+    assert sqlstate_of(raised.value) == "23502"  # not_null_violation
