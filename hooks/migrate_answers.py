@@ -2,6 +2,9 @@
 
 Usage: python hooks/migrate_answers.py ANSWERS_FILE RELEASE [CHANGES_TOML]
 
+copier runs it from the `_migrations` entry of each release that answer_changes.toml lists; that
+file shows the exact entry (version, command, when) to add to copier.yml.
+
 Standard library only: copier runs it with the Python it runs on, in the user's project.
 The answers file is the flat YAML copier writes (one top-level `key: value` per question, with
 indented continuation lines for long values); keys are renamed and blocks removed line by line,

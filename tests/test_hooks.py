@@ -1,12 +1,17 @@
 """hooks/: the answer migrations copier runs on update, and their wiring in copier.yml."""
 
 import ast
+import re
 import sys
 import tomllib
+from pathlib import Path
+from typing import Any
 
+import jinja2
 import pytest
+import yaml
 
-from tests.helpers import COPIER_YML, ROOT
+from tests.helpers import COPIER_YML, ROOT, run
 
 sys.path.insert(0, str(ROOT / "hooks"))
 import migrate_answers
@@ -71,11 +76,42 @@ def test_an_unknown_release_is_an_error(tmp_path) -> None:
         migrate_answers.main([str(tmp_path / "answers.yml"), "9.9.9", str(changes)])
 
 
+def documented_migration(version: str) -> dict[str, Any]:
+    """The `_migrations` entry that answer_changes.toml tells a maintainer to add, for `version`."""
+    text = (ROOT / "hooks" / "answer_changes.toml").read_text()
+    shown = re.search(r"^#   _migrations:\n(?:#     .*\n)+", text, re.MULTILINE)
+    assert shown, "hooks/answer_changes.toml does not show the _migrations entry to add"
+    entry = "\n".join(line.removeprefix("#   ") for line in shown.group(0).splitlines())
+    [migration] = yaml.safe_load(entry.replace("X.Y.Z", version))["_migrations"]
+    return dict(migration)
+
+
 def test_copier_yml_gates_exactly_the_releases_of_the_table() -> None:
     table = tomllib.loads((ROOT / "hooks" / "answer_changes.toml").read_text())
-    gated = [migration["version"] for migration in COPIER_YML.get("_migrations", [])]
+    migrations = COPIER_YML.get("_migrations", [])
 
-    assert gated == [release["version"] for release in table["release"]]
+    assert [migration["version"] for migration in migrations] == [
+        release["version"] for release in table["release"]
+    ]
+    for migration in migrations:
+        assert migration == documented_migration(migration["version"])
+
+
+def test_the_documented_entry_runs_the_script_before_rendering(tmp_path: Path) -> None:
+    migration = documented_migration("9.9.9")
+    context = {
+        "_copier_python": sys.executable,
+        "_copier_conf": {"src_path": ROOT, "answers_file": ".copier-answers.yml"},
+    }
+    command = [jinja2.Template(part).render(context) for part in migration["command"]]
+    (tmp_path / ".copier-answers.yml").write_text(ANSWERS)
+
+    refused = run(*command, cwd=tmp_path, returncode=1)
+
+    # The script got the answers file and the release, in that order: it looked the release up.
+    assert "lists no release '9.9.9'" in refused.stderr
+    assert jinja2.Template(migration["when"]).render(_stage="before") == "True"
+    assert jinja2.Template(migration["when"]).render(_stage="after") == "False"
 
 
 def test_the_script_needs_only_the_standard_library() -> None:
