@@ -1,15 +1,19 @@
 import re
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.__main__ import check
+from app.__main__ import POOL_OVER_BUDGET, check
 from app.config import Settings
 from tests.support import UNREACHABLE_PASSWORD, unreachable
 
 
 async def test_check_reports_server_and_migration_state(
-    settings: Settings, capsys: pytest.CaptureFixture[str]
+    settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+
     exit_code = await check(settings)
 
     output = capsys.readouterr().out
@@ -17,6 +21,44 @@ async def test_check_reports_server_and_migration_state(
     assert "PostgreSQL" in output
     assert f"pool:       size={settings.db_pool_size} " in output
     assert re.search(r"migrations: at (\w+), head is \1$", output, re.MULTILINE)
+    assert "budget:     1 process(es) (WEB_CONCURRENCY) x (5 pool + 10 overflow) = 15" in output
+    assert "WARNING" not in output
+
+
+async def test_check_reports_the_statement_timeout_the_server_applies(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await check(settings.model_copy(update={"db_statement_timeout": 0.25}))
+
+    assert "statement_timeout=250ms " in capsys.readouterr().out
+
+
+async def test_check_behind_pgbouncer_reports_the_servers_timeout_not_the_setting(
+    settings: Settings, fixture_engine: AsyncEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In PgBouncer mode no startup parameter is sent: DB_STATEMENT_TIMEOUT is not in force."""
+    async with fixture_engine.connect() as connection:
+        servers_own = await connection.scalar(text("SHOW statement_timeout"))
+
+    await check(settings.model_copy(update={"db_pgbouncer": True, "db_statement_timeout": 30}))
+
+    output = capsys.readouterr().out
+    assert f"statement_timeout={servers_own} " in output
+    assert "statement_timeout=30" not in output
+
+
+async def test_check_warns_when_the_pools_need_more_than_the_server_allows(
+    settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEB_CONCURRENCY", "1000")
+
+    exit_code = await check(settings)
+
+    output = capsys.readouterr().out
+    assert exit_code == POOL_OVER_BUDGET
+    assert "1000 process(es) (WEB_CONCURRENCY) x (5 pool + 10 overflow) = 15000" in output
+    assert re.search(r"the server allows \d+ \(max_connections \d+ - \d+ reserved\)", output)
+    assert "WARNING:    the pools can ask for more connections than the server allows" in output
 
 
 async def test_check_fails_clearly_without_leaking_the_password(
