@@ -22,7 +22,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.faults import Result, Stage, call, client_for, stage_for, write_and_read
+from harness.faults import (
+    DATABASE,
+    Result,
+    Stage,
+    call,
+    client_for,
+    stage_for,
+    write_and_read,
+)
 from harness.service import Postgres, free_port, prepare
 from tests.helpers import ROOT, run
 
@@ -184,7 +192,7 @@ async def mixed_load(
     result = Result("mixed load through PgBouncer", stage.driver)
     prefix = f"bounced-{stage.driver}-"
     acknowledged: set[str] = set()
-    settings = {"database_url": bouncer.url("faults", stage.driver), "db_pgbouncer": "true"}
+    settings = {"database_url": bouncer.url(DATABASE, stage.driver), "db_pgbouncer": "true"}
     with stage.serve("pgbouncer-load", **settings) as running:
         async with client_for(running, clients) as client:
             deadline = time.monotonic() + seconds
@@ -211,7 +219,7 @@ def measure(driver: str, workdir: Path, seconds: float, project: tuple[Path, Pat
         pgbouncer_in_front(stage) as bouncer,
     ):
         result = asyncio.run(mixed_load(stage, bouncer, seconds=seconds))
-        return Load(result, bouncer.prepared_statements("faults"))
+        return Load(result, bouncer.prepared_statements(DATABASE))
 
 
 def main() -> int:
