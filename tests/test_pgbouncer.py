@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from harness.faults import DATABASE, Stage, stage_for, table
-from harness.pgbouncer import PgBouncer, mixed_load, pgbouncer_in_front
+from harness.pgbouncer import PgBouncer, mixed_load, pgbouncer_in_front, server_workdir
 from tests.helpers import project_environment, run
 
 # Prepared statements a server connection may hold after the load. SQLAlchemy's asyncpg dialect
@@ -25,7 +25,7 @@ def stage(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stage]:
     driver: str = request.param
-    with stage_for(driver, tmp_path_factory.mktemp(f"pgbouncer-{driver}")) as stage:
+    with server_workdir(f"pgbouncer-{driver}-") as workdir, stage_for(driver, workdir) as stage:
         yield stage
 
 
