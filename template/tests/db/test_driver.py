@@ -24,5 +24,14 @@ async def test_statement_timeout_reaches_the_server(settings: Settings) -> None:
 
 async def test_pgbouncer_mode_sends_no_startup_parameters(settings: Settings) -> None:
     behind_pgbouncer = settings.model_copy(update={"db_pgbouncer": True, "db_statement_timeout": 7})
+    engine = create_engine(behind_pgbouncer)
+    try:
+        async with engine.connect() as connection:
+            # The session's own value: what a startup parameter would have set.
+            session_value = await connection.scalar(
+                text("SELECT reset_val FROM pg_settings WHERE name = 'statement_timeout'")
+            )
+    finally:
+        await engine.dispose()
 
-    assert await show_statement_timeout(behind_pgbouncer) == "0"
+    assert session_value == "0"

@@ -1,0 +1,61 @@
+"""Behind PgBouncer in transaction mode: the statement timeout in force per transaction, and a
+logged hint when PgBouncer is in front and DB_PGBOUNCER is not set."""
+
+import logging
+import time
+
+from sqlalchemy import Connection, event
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import Settings
+
+logger = logging.getLogger(__name__)
+
+# What a client that sends startup parameters or names its prepared statements meets behind
+# PgBouncer in transaction mode: PgBouncer refusing the connection, or PostgreSQL finding a
+# statement name taken (42P05) or missing (26000) on the server connection it was handed.
+REFUSED_STARTUP_PARAMETER = "unsupported startup parameter"
+PREPARED_STATEMENT_SQLSTATES = {"42P05", "26000"}
+HINT_INTERVAL_SECONDS = 60.0
+
+
+def configure(engine: AsyncEngine, settings: Settings) -> None:
+    """Call once per engine, where it is created."""
+    if not settings.db_pgbouncer:
+        event.listen(engine.sync_engine, "handle_error", MissingSettingHint())
+    elif settings.statement_timeout_ms:
+        # PgBouncer refuses the startup parameter that sets the timeout for a whole connection,
+        # and a plain SET would stay on a server connection that other clients get next.
+        # SET LOCAL ends with the transaction; it costs one statement per transaction.
+        set_local = f"SET LOCAL statement_timeout = {settings.statement_timeout_ms}"
+
+        def apply_statement_timeout(connection: Connection) -> None:
+            connection.exec_driver_sql(set_local)
+
+        event.listen(engine.sync_engine, "begin", apply_statement_timeout)
+
+
+def looks_like_pgbouncer(error: BaseException) -> bool:
+    """True for the failures a client configured for PostgreSQL itself gets from PgBouncer."""
+    sqlstate = str(getattr(error, "sqlstate", "") or "")
+    return sqlstate in PREPARED_STATEMENT_SQLSTATES or REFUSED_STARTUP_PARAMETER in str(error)
+
+
+class MissingSettingHint:
+    """Logs, at most once a minute, what to set when the server looks like PgBouncer."""
+
+    def __init__(self) -> None:
+        self._last_logged = -HINT_INTERVAL_SECONDS
+
+    def __call__(self, context: ExceptionContext) -> None:
+        error = context.original_exception
+        now = time.monotonic()
+        if looks_like_pgbouncer(error) and now - self._last_logged >= HINT_INTERVAL_SECONDS:
+            self._last_logged = now
+            logger.error(
+                "the database answered like PgBouncer in transaction mode (%s: %s): "
+                "set DB_PGBOUNCER=true when DATABASE_URL points at PgBouncer",
+                type(error).__name__,
+                str(error).splitlines()[0] if str(error) else "",
+            )
