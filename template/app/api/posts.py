@@ -1,6 +1,6 @@
 from fastapi import APIRouter, HTTPException, status
 
-from app.api.deps import ResourceId, SessionDep, UserDep
+from app.api.deps import ReadSessionDep, ReadUserDep, ResourceId, SessionDep, UserDep
 from app.schemas.fields import Limit, Offset
 from app.schemas.post import PostCreate, PostRead, PostWithAuthor
 from app.services import posts
@@ -16,14 +16,14 @@ async def create_post(author: UserDep, data: PostCreate, session: SessionDep) ->
 
 @router.get("/users/{user_id}/posts", responses={404: {}})
 async def list_posts_by(
-    author: UserDep, session: SessionDep, limit: Limit = 50, offset: Offset = 0
+    author: ReadUserDep, session: ReadSessionDep, limit: Limit = 50, offset: Offset = 0
 ) -> list[PostRead]:
     found = await posts.list_posts_by(session=session, author=author, limit=limit, offset=offset)
     return [PostRead.model_validate(post) for post in found]
 
 
 @router.get("/posts/{post_id}", responses={404: {}})
-async def get_post(post_id: ResourceId, session: SessionDep) -> PostWithAuthor:
+async def get_post(post_id: ResourceId, session: ReadSessionDep) -> PostWithAuthor:
     post = await posts.get_post_with_author(session=session, post_id=post_id)
     if post is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "post not found")

@@ -1,6 +1,6 @@
 from fastapi import APIRouter, HTTPException, status
 
-from app.api.deps import SessionDep, UserDep
+from app.api.deps import ReadSessionDep, ReadUserDep, SessionDep
 from app.schemas.fields import Limit, Offset
 from app.schemas.user import UserCreate, UserRead
 from app.services import users
@@ -18,11 +18,13 @@ async def create_user(data: UserCreate, session: SessionDep) -> UserRead:
 
 
 @router.get("")
-async def list_users(session: SessionDep, limit: Limit = 50, offset: Offset = 0) -> list[UserRead]:
+async def list_users(
+    session: ReadSessionDep, limit: Limit = 50, offset: Offset = 0
+) -> list[UserRead]:
     found = await users.list_users(session=session, limit=limit, offset=offset)
     return [UserRead.model_validate(user) for user in found]
 
 
 @router.get("/{user_id}", responses={404: {}})
-async def get_user(user: UserDep) -> UserRead:
+async def get_user(user: ReadUserDep) -> UserRead:
     return UserRead.model_validate(user)

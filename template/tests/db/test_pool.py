@@ -1,0 +1,220 @@
+"""The request pool as it runs in production: no connection churn, dead connections replaced
+without a failed request, reads without BEGIN/COMMIT, and readiness apart from the requests."""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+from pydantic import SecretStr
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from app.api.deps import ReadSessionDep, SessionDep
+from app.config import Settings
+from app.db.session import ConnectionQueue
+from app.main import create_app
+from tests.support import unreachable
+
+# Two statements in one transaction (after a BEGIN) get the same id; on their own, two ids.
+TRANSACTION_ID = text("SELECT pg_current_xact_id()::text")
+
+
+def pooled(settings: Settings, **changes: Any) -> Settings:
+    """The settings with the production pool (the tests' own engine may be a NullPool)."""
+    return settings.model_copy(update={"environment": "development", **changes})
+
+
+@pytest.fixture
+async def pooled_app(settings: Settings) -> AsyncIterator[FastAPI]:
+    app = create_app(pooled(settings))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+def count_connects(engine: AsyncEngine) -> Callable[[], int]:
+    """How many connections the engine has opened since this call."""
+    opened: list[object] = []
+    event.listen(engine.sync_engine, "connect", lambda *_: opened.append(None))
+    return lambda: len(opened)
+
+
+async def burst(client: AsyncClient, requests: int) -> set[int]:
+    responses = await asyncio.gather(*(client.get("/users?limit=1") for _ in range(requests)))
+    return {response.status_code for response in responses}
+
+
+async def test_a_burst_of_requests_opens_no_new_connection_once_the_pool_is_warm(
+    pooled_app: FastAPI, settings: Settings
+) -> None:
+    capacity = settings.db_pool_size + settings.db_max_overflow
+    async with AsyncClient(transport=ASGITransport(app=pooled_app), base_url="http://t") as client:
+        assert await burst(client, 4 * capacity) == {200}  # warm: up to size + overflow open
+        opened = count_connects(pooled_app.state.engine)
+        for _ in range(5):
+            assert await burst(client, 4 * capacity) == {200}
+
+    assert opened() == 0
+
+
+async def test_a_connection_the_server_closed_while_idle_is_replaced_without_a_failed_request(
+    pooled_app: FastAPI, fixture_engine: AsyncEngine
+) -> None:
+    @pooled_app.get("/backend")
+    async def backend(session: ReadSessionDep) -> int:
+        pid: int = await session.scalar(text("SELECT pg_backend_pid()"))
+        return pid
+
+    async with AsyncClient(transport=ASGITransport(app=pooled_app), base_url="http://t") as client:
+        pid = (await client.get("/backend")).json()
+        async with fixture_engine.connect() as connection:
+            terminated = await connection.scalar(
+                text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}
+            )
+        await asyncio.sleep(0.1)  # the server's goodbye reaches the pooled connection's socket
+        opened = count_connects(pooled_app.state.engine)
+
+        replaced_by = await client.get("/backend")
+
+    assert terminated is True
+    assert replaced_by.status_code == 200
+    assert replaced_by.json() != pid
+    assert opened() == 1
+
+
+async def test_an_idle_connection_is_pinged_before_reuse_only_after_the_threshold(
+    settings: Settings,
+) -> None:
+    app = create_app(pooled(settings, db_pool_ping_after=0.2))
+    async with app.router.lifespan_context(app):
+        engine: AsyncEngine = app.state.engine
+        pings: list[object] = []
+        original = engine.dialect.do_ping
+
+        def counting_ping(dbapi_connection: Any) -> bool:
+            pings.append(None)
+            return original(dbapi_connection)
+
+        engine.dialect.do_ping = counting_ping  # type: ignore[method-assign]
+        async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
+            for _ in range(3):
+                assert (await client.get("/users?limit=1")).status_code == 200
+            pings_while_busy = len(pings)
+            await asyncio.sleep(0.3)
+            assert (await client.get("/users?limit=1")).status_code == 200
+
+    assert pings_while_busy == 0
+    assert len(pings) == 1
+
+
+async def test_a_read_session_runs_each_statement_without_begin(pooled_app: FastAPI) -> None:
+    @pooled_app.get("/statements-alone")
+    async def statements_alone(session: ReadSessionDep) -> int:
+        return len({await session.scalar(TRANSACTION_ID) for _ in range(2)})
+
+    @pooled_app.get("/statements-in-a-unit-of-work")
+    async def statements_in_a_unit_of_work(session: SessionDep) -> int:
+        return len({await session.scalar(TRANSACTION_ID) for _ in range(2)})
+
+    async with AsyncClient(transport=ASGITransport(app=pooled_app), base_url="http://t") as client:
+        alone = await client.get("/statements-alone")
+        in_a_unit_of_work = await client.get("/statements-in-a-unit-of-work")
+
+    assert alone.json() == 2  # transactions: each statement on its own
+    assert in_a_unit_of_work.json() == 1
+
+
+async def test_behind_pgbouncer_a_read_session_keeps_its_statements_in_a_transaction(
+    settings: Settings,
+) -> None:
+    """asyncpg's prepare and execute must reach the same server connection through PgBouncer."""
+    app = create_app(pooled(settings, db_pgbouncer=True))
+
+    @app.get("/statements-alone")
+    async def statements_alone(session: ReadSessionDep) -> int:
+        return len({await session.scalar(TRANSACTION_ID) for _ in range(2)})
+
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        response = await client.get("/statements-alone")
+
+    assert response.json() == 1  # transaction
+
+
+async def test_a_read_session_refuses_to_write(pooled_app: FastAPI) -> None:
+    from app.models import User
+
+    @pooled_app.post("/write-through-a-read-session")
+    async def write(session: ReadSessionDep) -> None:
+        session.add(User(email="never@example.com", name="N"))
+        await session.flush()
+
+    transport = ASGITransport(app=pooled_app, raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.post("/write-through-a-read-session")
+
+    assert response.status_code == 500
+
+
+async def test_ready_answers_while_requests_hold_every_connection(settings: Settings) -> None:
+    app = create_app(pooled(settings, db_pool_size=1, db_max_overflow=0))
+    async with app.router.lifespan_context(app):
+        queue: ConnectionQueue = app.state.connection_queue
+        async with queue.turn(), AsyncSession(app.state.engine) as held:
+            await held.execute(text("SELECT 1"))  # the pool's only connection, held
+            async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as c:
+                response = await c.get("/health/ready")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_ready_takes_no_connection_of_the_requests_while_connects_hang(
+    settings: Settings,
+) -> None:
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def accept_and_say_nothing(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    silent = await asyncio.start_server(accept_and_say_nothing, "127.0.0.1", 0)
+    url = settings.url.set(host="127.0.0.1", port=silent.sockets[0].getsockname()[1], query={})
+    hanging = SecretStr(url.render_as_string(hide_password=False))
+    app = create_app(pooled(settings, database_url=hanging, db_pool_size=1, db_max_overflow=0))
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client,
+        ):
+            probe = asyncio.create_task(client.get("/health/ready"))
+            await asyncio.sleep(0.5)  # the probe is waiting for its connect
+            held_by_probe = app.state.engine.pool.checkedout()
+            response = await probe
+    finally:
+        silent.close()
+        for writer in accepted:
+            writer.close()
+        await silent.wait_closed()
+
+    assert held_by_probe == 0
+    assert response.status_code == 503
+
+
+async def test_reads_go_to_the_primary_when_the_replica_is_unreachable(
+    settings: Settings,
+) -> None:
+    replica = unreachable(settings).database_url
+    app = create_app(pooled(settings, database_replica_url=replica))
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        read = await client.get("/users?limit=1")
+        ready = await client.get("/health/ready")
+
+    assert read.status_code == 200
+    assert (ready.status_code, ready.json()) == (200, {"status": "ok", "replica": "unavailable"})
