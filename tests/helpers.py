@@ -70,7 +70,7 @@ def combinations() -> Iterator[Combination]:
         yield Combination(**dict(zip(fields, values, strict=True)))
 
 
-TEMPLATE_FILES = ["copier.yml", "template", "hooks"]
+TEMPLATE_FILES = ["copier.yml", "template", "hooks", "locks"]
 
 
 def copy_working_tree(destination: Path) -> Path:

@@ -111,7 +111,7 @@ def test_postgres_version_sets_image_and_data_directory(
     # PostgreSQL 18 images keep their data one level up, in /var/lib/postgresql.
     data_directory = "/var/lib/postgresql" if version >= 18 else "/var/lib/postgresql/data"
     assert database["volumes"] == [f"pgdata:{data_directory}"]
-    assert database["ports"] == ["127.0.0.1:5432:5432"]
+    assert database["ports"] == ["127.0.0.1:${POSTGRES_PORT:-5432}:5432"]
     workflow = yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text())
     assert workflow["jobs"]["test"]["services"]["postgres"]["image"] == f"postgres:{version}"
 

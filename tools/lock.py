@@ -1,0 +1,71 @@
+"""Regenerate the uv.lock files a rendered project starts with: `python -m tools.lock [--upgrade]`.
+
+A project's lock depends on the answers that change what its pyproject.toml resolves to:
+`python_version` (requires-python), `db_driver` and `use_pgvector`. locks/ keeps one lock per
+combination of those, with the project's name as `{{ project_slug }}`; template/uv.lock.jinja
+includes the right one, so `uv sync --locked` works from the first commit without copier tasks.
+Run this after any change to template/pyproject.toml.jinja (tests/test_lock.py fails until you
+do). Without --upgrade, versions already locked are kept where they still fit.
+
+uv needs an interpreter of each Python version (it runs none of the project's code): on PATH as
+pythonX.Y, or downloaded by uv where it may download.
+"""
+
+import argparse
+import itertools
+import tempfile
+from pathlib import Path
+
+from uv import find_uv_bin
+
+from tests.helpers import ROOT, choices, copy_working_tree, render, run
+
+LOCKS = ROOT / "locks"
+LOCKED_ANSWERS = ["python_version", "db_driver", "use_pgvector"]
+# The slug the locks are made with, replaced by the project's own when rendered.
+SLUG = "orders-service"
+ROOT_PACKAGE = '[[package]]\nname = "{}"\n'
+
+
+def lock_name(*, python_version: str, db_driver: str, use_pgvector: bool) -> str:
+    """The file in locks/ for these answers (template/uv.lock.jinja builds the same name)."""
+    vector = "pgvector" if use_pgvector else "novector"
+    return f"py{python_version}-{db_driver}-{vector}.lock"
+
+
+def locked_combinations() -> list[dict[str, object]]:
+    values = [choices(answer) for answer in LOCKED_ANSWERS]
+    return [dict(zip(LOCKED_ANSWERS, combo, strict=True)) for combo in itertools.product(*values)]
+
+
+def templatize(lock: str) -> str:
+    """The lock with the project's name as a Jinja variable, and nothing else Jinja reads."""
+    if any(opener in lock for opener in ("{{", "{%", "{#")):
+        raise SystemExit("the lock contains a Jinja opener; include it raw instead")
+    root = ROOT_PACKAGE.format(SLUG)
+    if lock.count(root) != 1:
+        raise SystemExit(f"expected one root package {SLUG!r} in the lock")
+    return lock.replace(root, ROOT_PACKAGE.format("{{ project_slug }}"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--upgrade", action="store_true", help="lock the newest versions")
+    arguments = parser.parse_args()
+    LOCKS.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        source = copy_working_tree(Path(scratch) / "template")
+        for answers in locked_combinations():
+            name = lock_name(**answers)
+            project = render(source, Path(scratch) / name, project_slug=SLUG, **answers)
+            rendered_lock = project / "uv.lock"
+            if not rendered_lock.read_text().strip():
+                rendered_lock.unlink()  # a combination without a lock yet
+            command = [find_uv_bin(), "lock", "--python", str(answers["python_version"])]
+            run(*command, *(["--upgrade"] if arguments.upgrade else []), cwd=project)
+            (LOCKS / name).write_text(templatize(rendered_lock.read_text()))
+            print(f"locks/{name}")
+
+
+if __name__ == "__main__":
+    main()
