@@ -1,11 +1,10 @@
-from collections.abc import Sequence
-
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import User
 from app.schemas.user import UserCreate
+from app.services.pages import fetch_page
 
 
 class EmailAlreadyRegisteredError(Exception):
@@ -27,6 +26,7 @@ async def get_user(*, session: AsyncSession, user_id: int) -> User | None:
     return await session.get(User, user_id)
 
 
-async def list_users(*, session: AsyncSession, limit: int, offset: int) -> Sequence[User]:
-    result = await session.scalars(select(User).order_by(User.id).limit(limit).offset(offset))
-    return result.all()
+async def list_users(*, session: AsyncSession, limit: int, offset: int) -> tuple[list[User], int]:
+    """A page of users in id order, and how many users there are."""
+    query = select(User).order_by(User.id)
+    return await fetch_page(session=session, query=query, limit=limit, offset=offset)
