@@ -32,10 +32,12 @@ async def list_users(request: Request) -> JSONResponse:
     pool: asyncpg.Pool = request.app.state.pool
     limit = int(request.query_params.get("limit", 50))
     rows = await pool.fetch(
-        f"SELECT {USER_COLUMNS} FROM users ORDER BY id LIMIT $1",
+        f"SELECT {USER_COLUMNS}, count(*) OVER () AS total FROM users ORDER BY id LIMIT $1",
         limit,
     )
-    return JSONResponse([as_json(row) for row in rows])
+    total = rows[0]["total"] if rows else 0
+    items = [{key: value for key, value in as_json(row).items() if key != "total"} for row in rows]
+    return JSONResponse({"items": items, "total": total, "limit": limit, "offset": 0})
 
 
 @asynccontextmanager

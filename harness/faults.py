@@ -8,6 +8,7 @@ Every scenario passes or lists its problems; tests/test_faults.py runs them all 
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import signal
@@ -342,7 +343,9 @@ async def failing_handlers(stage: Stage) -> Result:
 async def secrets(stage: Stage) -> Result:
     result = Result("secrets (DB_ECHO, error paths)", stage.driver)
     bodies: list[str] = []
-    with stage.serve("secrets", faulty=True, db_echo="true", db_statement_timeout="1") as running:
+    with stage.serve(
+        "secrets", faulty=True, db_echo="true", db_statement_timeout="1", log_format="json"
+    ) as running:
         async with client_for(running, 5) as client:
 
             async def record(method: str, path: str, **options: object) -> None:
@@ -373,6 +376,7 @@ async def secrets(stage: Stage) -> Result:
     )
     result.check("SELECT" in log, "DB_ECHO=true logged no SQL")
     result.check(PASSWORD not in log, "the password is in the log")
+    result.problems += json_log_problems(log, requests=len(bodies))
     result.check(all(PASSWORD not in body for body in bodies), "the password is in a response")
     refused = stage.workdir / f"production-{stage.driver}.log"
     production = {"environment": "production", "database_url": stage.database_url("postgres")}
@@ -397,6 +401,34 @@ def run_refusing(stage: Stage, settings: dict[str, str], output: IO[str]) -> int
         return process.wait(timeout=30)
     finally:
         stop(process)
+
+
+URL_WITH_PASSWORD = re.compile(r"://[^\s/:@]+:(?!\*\*\*@)[^\s/@]+@")
+
+
+def json_log_problems(log: str, *, requests: int) -> list[str]:
+    """The production log: every line JSON, no URL with a password, a line with a request id
+    per request, and the app's warnings and errors tied to their request."""
+    problems = []
+    lines = []
+    for text in log.splitlines():
+        try:
+            lines.append(json.loads(text))
+        except json.JSONDecodeError:
+            problems.append(f"a log line is not JSON: {text[:200]}")
+    if any(URL_WITH_PASSWORD.search(text) for text in log.splitlines()):
+        problems.append("a log line holds a URL with a password")
+    request_lines = [line for line in lines if line.get("logger") == "app.requests"]
+    if len(request_lines) < requests or not all(line["request_id"] for line in request_lines):
+        problems.append(f"{len(request_lines)} request lines with ids for {requests} requests")
+    alarms = [
+        line
+        for line in lines
+        if line.get("level") in ("WARNING", "ERROR") and line.get("logger", "").startswith("app.")
+    ]
+    if not alarms or not all(line["request_id"] for line in alarms):
+        problems.append("the app's warnings and errors do not all carry a request id")
+    return problems
 
 
 def static_secret_checks(project: Path) -> list[str]:

@@ -167,7 +167,7 @@ def serve(
 ) -> Iterator[Running]:
     """uvicorn (one worker) serving `app` from `project` until the block ends, then SIGTERM."""
     port = free_port()
-    env = project_environment(python, environment="development", **settings)
+    env = project_environment(python, **{"environment": "development", **settings})
     command = uvicorn_command(python, app, port)
     with log.open("w") as output:
         process = subprocess.Popen(command, cwd=project, env=env, stdout=output, stderr=output)

@@ -1,12 +1,18 @@
 """Answers: bad ones are refused clearly and leave nothing behind; good ones shape the output;
-none of it needs --trust."""
+none of it needs --trust.
+
+Refusals go through pytest-copie's `copie` fixture, the conventional way to test a Copier
+template. Rendering elsewhere uses Copier's API (tests/helpers.py `render`): copie always passes
+`unsafe=True`, so it cannot show that the template needs no --trust, and it writes into a fresh
+directory per copy, where the update tests need a git repository they made themselves."""
 
 from pathlib import Path
 
 import pytest
 import yaml
+from pytest_copie.plugin import Copie
 
-from tests.helpers import QUESTIONS, choices, render
+from tests.helpers import BASE_ANSWERS, QUESTIONS, choices, render
 
 
 @pytest.mark.parametrize(
@@ -45,14 +51,28 @@ from tests.helpers import QUESTIONS, choices, render
     ],
 )
 def test_bad_answer_is_refused_clearly_and_leaves_no_project(
-    template_source: Path, tmp_path: Path, answers: dict[str, object], message: str
+    copie: Copie, template_source: Path, answers: dict[str, object], message: str
 ) -> None:
-    destination = tmp_path / "project"
+    result = copie.copy(extra_answers={**BASE_ANSWERS, **answers}, template_dir=template_source)
 
-    with pytest.raises(ValueError, match=message):
-        render(template_source, destination, **answers)
+    assert isinstance(result.exception, ValueError)
+    assert message in str(result.exception)
+    assert result.exit_code != 0
+    assert result.project_dir is None
+    (destination,) = copie.test_dir.iterdir()  # made by copie before the copy
+    assert list(destination.iterdir()) == []
 
-    assert not destination.exists()
+
+def test_good_answers_through_copie_are_recorded(copie: Copie, template_source: Path) -> None:
+    result = copie.copy(
+        extra_answers={**BASE_ANSWERS, "db_driver": "psycopg", "use_pgvector": True},
+        template_dir=template_source,
+    )
+
+    assert result.exception is None
+    assert result.project_dir is not None
+    assert (result.project_dir / "app" / "models" / "document.py").is_file()
+    assert (result.answers["db_driver"], result.answers["embedding_dimensions"]) == ("psycopg", 384)
 
 
 def test_every_question_with_free_input_has_a_validator() -> None:
@@ -71,7 +91,8 @@ def test_every_question_has_help_and_type() -> None:
 
 
 def test_copy_needs_no_trust(template_source: Path, tmp_path: Path) -> None:
-    """render() passes unsafe=False: copier refuses a template with tasks or extensions then."""
+    """render() passes unsafe=False: copier refuses a template with tasks or extensions then.
+    (pytest-copie's fixture always passes unsafe=True, so this test cannot use it.)"""
     project = render(template_source, tmp_path / "project")
 
     assert (project / "app" / "main.py").is_file()

@@ -11,7 +11,8 @@ from tests.helpers import Combination, combinations
 
 COMBINATIONS = list(combinations())
 each_combination = pytest.mark.parametrize("combination", COMBINATIONS, ids=lambda c: c.id)
-JINJA_LEFTOVER = re.compile(r"{{|{%|{#")  # openers: "}}" also closes nested dicts
+# Openers ("}}" also closes nested dicts); "${{" opens a GitHub Actions expression.
+JINJA_LEFTOVER = re.compile(r"(?<!\$){{|{%|{#")
 SUITE_RESULT = re.compile(r"^(\d+) passed in [\d.]+s", re.MULTILINE)
 
 RenderedProject = Callable[[Combination], Path]

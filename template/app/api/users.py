@@ -2,6 +2,7 @@ from fastapi import APIRouter, HTTPException, status
 
 from app.api.deps import ReadSessionDep, ReadUserDep, SessionDep
 from app.schemas.fields import Limit, Offset
+from app.schemas.page import Page
 from app.schemas.user import UserCreate, UserRead
 from app.services import users
 
@@ -18,11 +19,10 @@ async def create_user(data: UserCreate, session: SessionDep) -> UserRead:
 
 
 @router.get("")
-async def list_users(
-    session: ReadSessionDep, limit: Limit = 50, offset: Offset = 0
-) -> list[UserRead]:
-    found = await users.list_users(session=session, limit=limit, offset=offset)
-    return [UserRead.model_validate(user) for user in found]
+async def list_users(session: ReadSessionDep, limit: Limit = 50, offset: Offset = 0) -> Page[UserRead]:
+    found, total = await users.list_users(session=session, limit=limit, offset=offset)
+    items = [UserRead.model_validate(user) for user in found]
+    return Page(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/{user_id}", responses={404: {}})

@@ -1,5 +1,3 @@
-from collections.abc import Sequence
-
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -7,6 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.errors import violated_constraint
 from app.models import User
 from app.schemas.user import UserCreate
+from app.services.pages import fetch_page
 
 # Named by the naming convention of app.db.base (uq_<table>_<column>).
 EMAIL_CONSTRAINT = "uq_users_email"
@@ -35,6 +34,7 @@ async def get_user(*, session: AsyncSession, user_id: int) -> User | None:
     return await session.get(User, user_id)
 
 
-async def list_users(*, session: AsyncSession, limit: int, offset: int) -> Sequence[User]:
-    result = await session.scalars(select(User).order_by(User.id).limit(limit).offset(offset))
-    return result.all()
+async def list_users(*, session: AsyncSession, limit: int, offset: int) -> tuple[list[User], int]:
+    """A page of users in id order, and how many users there are."""
+    query = select(User).order_by(User.id)
+    return await fetch_page(session=session, query=query, limit=limit, offset=offset)

@@ -40,9 +40,12 @@ async def test_list_posts_of_an_author(client: AsyncClient, user_factory: UserFa
         await client.post(f"/users/{author.id}/posts", json={"title": title, "body": "b"})
     await client.post(f"/users/{other.id}/posts", json={"title": "other", "body": "b"})
 
-    response = await client.get(f"/users/{author.id}/posts")
+    response = await client.get(f"/users/{author.id}/posts", params={"limit": 1})
+    rest = await client.get(f"/users/{author.id}/posts", params={"offset": 1})
 
-    assert [post["title"] for post in response.json()] == ["one", "two"]
+    titles = [post["title"] for post in response.json()["items"] + rest.json()["items"]]
+    assert titles == ["one", "two"]
+    assert response.json()["total"] == rest.json()["total"] == 2
 
 
 async def test_an_unloaded_relationship_raises_instead_of_lazy_loading(

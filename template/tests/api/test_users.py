@@ -65,5 +65,31 @@ async def test_list_users_pages_in_id_order(client: AsyncClient, user_factory: U
     first_page = await client.get("/users", params={"limit": 2})
     second_page = await client.get("/users", params={"limit": 2, "offset": 2})
 
-    ids = [user["id"] for user in first_page.json() + second_page.json()]
+    ids = [user["id"] for user in first_page.json()["items"] + second_page.json()["items"]]
     assert ids == [user.id for user in created]
+    assert first_page.json()["total"] == second_page.json()["total"] == 3
+    assert (second_page.json()["limit"], second_page.json()["offset"]) == (2, 2)
+
+
+async def test_list_users_counts_them_on_an_empty_page(
+    client: AsyncClient, user_factory: UserFactory
+) -> None:
+    for _ in range(2):
+        await user_factory()
+
+    past_the_end = await client.get("/users", params={"offset": 5})
+
+    assert past_the_end.json() == {"items": [], "total": 2, "limit": 50, "offset": 5}
+
+
+async def test_list_users_of_an_empty_table(client: AsyncClient) -> None:
+    response = await client.get("/users")
+
+    assert response.json() == {"items": [], "total": 0, "limit": 50, "offset": 0}
+
+
+@pytest.mark.parametrize("query", [{"limit": 0}, {"limit": 101}, {"offset": -1}])
+async def test_list_users_keeps_its_bounds(client: AsyncClient, query: dict[str, int]) -> None:
+    response = await client.get("/users", params=query)
+
+    assert response.status_code == 422
