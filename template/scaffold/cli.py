@@ -9,6 +9,7 @@ import importlib.util
 import re
 import subprocess
 import sys
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,35 +36,17 @@ USAGE_EXAMPLE = (
     "python -m app new resource order customer:str(200):index total:decimal(12,2) "
     "paid:bool=false placed_at:datetime owner:fk(users) note:text? --unique customer,placed_at"
 )
-# Names the generated modules use for their own variables and imports: a field or resource
-# named so would shadow them.
-GENERATED_CODE_NAMES = frozenset(
-    {
-        "date",
-        "datetime",
-        "func",
-        "mapped_column",
-        "relationship",
-        "select",
-        "session",
-        "data",
-        "result",
-        "router",
-        "status",
-        "client",
-        "response",
-        "payload",
-        "number",
-        "found",
-        "created",
-        "fetched",
-        "updated",
-        "field",
-        "value",
-        "app",
-        "resources",
-        "tests",
-    }
+# Names the class bodies of the generated model and schemas use after the fields (a field
+# named so would shadow them), and names the generated functions use for their own variables
+# and imports (a resource named so would shadow them).
+CLASS_BODY_NAMES = frozenset(
+    {"date", "datetime", "func", "mapped_column", "relationship", "str", "int", "float", "bool"}
+    | {"list", "dict", "bytes", "object"}
+)
+FUNCTION_NAMES = frozenset(
+    {"session", "data", "result", "router", "status", "client", "response", "payload", "number"}
+    | {"found", "created", "fetched", "updated", "field", "value", "app", "resources", "tests"}
+    | {"date", "datetime", "select", "sent", "stored", "ids", "params", "changes", "required"}
 )
 FIRST_PARTY = "lint.isort.known-first-party = ['app', 'scaffold', 'tests']"
 API_REGISTRY = Path("app/api/resources.py")
@@ -96,25 +79,21 @@ def tables() -> dict[str, type]:
     }
 
 
-def forbidden_names() -> frozenset[str]:
+def check_names(resource: Resource) -> None:
+    taken_by_functions = FUNCTION_NAMES | set(dir(builtins))
+    for name in (resource.name, resource.plural):
+        if name in taken_by_functions:
+            raise SpecError(f"{name!r} is a name the generated code already uses: choose another")
     model_attributes = {name for name in dir(Base) if not name.startswith("__")}
     schema_attributes = {name for name in dir(BaseModel) if not name.startswith("__")}
-    return GENERATED_CODE_NAMES | set(dir(builtins)) | model_attributes | schema_attributes
-
-
-def check_names(resource: Resource, root: Path) -> None:
-    forbidden = forbidden_names()
-    for name in (resource.name, resource.plural):
-        if name in forbidden:
-            raise SpecError(f"{name!r} is a name the generated code already uses: choose another")
+    taken_in_classes = CLASS_BODY_NAMES | model_attributes | schema_attributes
     for spec in resource.fields:
         for name in {spec.name, spec.column, spec.relationship}:
-            if name in forbidden or name.startswith("model_"):
+            if name in taken_in_classes or name.startswith("model_"):
                 raise SpecError(
                     f"field {spec.name!r}: {name!r} would shadow a name the generated "
-                    "model, schema or tests use; choose another"
+                    "model or schema uses; choose another"
                 )
-    for spec in resource.fields:
         if spec.type == "enum" and f"{resource.name}_{spec.name}" in resource.existing_tables:
             raise SpecError(f"field {spec.name!r}: its enum type would share a table's name")
 
@@ -234,6 +213,15 @@ def planned_files(resource: Resource, root: Path, known: dict[str, type]) -> dic
     return {path: formatted(path, source, root) for path, source in files.items()}
 
 
+def declares_pgvector(root: Path) -> bool:
+    """Whether the project depends on pgvector (installed is not enough: a shared environment
+    may hold it for another project)."""
+    project = tomllib.loads((root / "pyproject.toml").read_text()).get("project", {})
+    return any(
+        re.match(r"pgvector\b", requirement) for requirement in project.get("dependencies", [])
+    )
+
+
 def generate(arguments: argparse.Namespace, root: Path) -> dict[Path, str]:
     known = tables()
     resource = parse_resource(
@@ -242,9 +230,9 @@ def generate(arguments: argparse.Namespace, root: Path) -> dict[Path, str]:
         unique_together=arguments.unique,
         plural=arguments.plural,
         existing_tables=frozenset(known),
-        with_vector=importlib.util.find_spec("pgvector") is not None,
+        with_vector=declares_pgvector(root),
     )
-    check_names(resource, root)
+    check_names(resource)
     return planned_files(resource, root, known)
 
 
