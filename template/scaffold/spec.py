@@ -153,7 +153,8 @@ def parse_field(text: str, *, with_vector: bool) -> Field:
             "price:decimal(12,2), note:text?, paid:bool=false, email:str(320):unique"
         )
     name, type_, arguments = match["name"], match["type"], match["arguments"]
-    check_name(name, "field name")
+    # A foreign key's name is its relationship's; its column gets `_id` (order -> order_id).
+    check_name(name, "field name", in_sql=type_ != "fk" or name.endswith("_id"))
     if name in RESERVED_FIELD_NAMES:
         raise SpecError(
             f"field name {name!r} is reserved: every generated model has id, created_at"
