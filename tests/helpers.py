@@ -165,8 +165,11 @@ def add_tag_model(project: Path, *, with_vector: bool) -> None:
 def write_models_package(project: Path) -> None:
     """app/models/__init__.py importing every model module there, as a team keeps it."""
     package = project / "app" / "models"
-    modules = sorted(path.stem for path in package.glob("*.py") if path.stem != "__init__")
-    imports = [f"from app.models.{module} import {module.capitalize()}" for module in modules]
+    modules = sorted(
+        path.stem for path in package.glob("*.py") if path.stem not in ("__init__", "resources")
+    )
+    imports = ["from app.models import resources  # noqa: F401"]
+    imports += [f"from app.models.{module} import {module.capitalize()}" for module in modules]
     names = ", ".join(f'"{module.capitalize()}"' for module in modules)
     (package / "__init__.py").write_text("\n".join(imports) + f"\n\n__all__ = [{names}]\n")
 

@@ -264,3 +264,85 @@ def test_a_renamed_question_keeps_its_answer_across_the_release_that_renamed_it(
     assert leftovers(project) == []
     shutil.rmtree(project / ".venv", ignore_errors=True)
     run_in_project(project, "pytest", "-q")
+
+
+# A release that rewrites the router registration area and the example resources (and the
+# generator's router template), crossed by a project that added resources with the generator.
+REGISTRATION_CHANGE = {
+    "template/app/main.py.jinja": [
+        (
+            "    app.include_router(users.router)\n    app.include_router(posts.router)\n",
+            "    # The example resources.\n"
+            "    app.include_router(posts.router)\n    app.include_router(users.router)\n",
+        ),
+        (
+            "    # Generated resources register in app/api/resources.py, so updates never "
+            "conflict here.\n",
+            "    # Resources added by `python -m app new resource` (see app/api/resources.py).\n",
+        ),
+    ],
+    "template/app/api/users.py": [('tags=["users"]', 'tags=["users", "examples"]')],
+    "template/app/models/user.py": [
+        (
+            '    __tablename__ = "users"\n',
+            '    """An example resource."""\n\n    __tablename__ = "users"\n',
+        )
+    ],
+    "template/app/models/__init__.py.jinja": [("knows all tables.", "knows every table.")],
+    "template/scaffold/templates/router.py.tmpl": [
+        ("answer 409 through app.api.errors.", "answer 409 (app.api.errors maps them).")
+    ],
+}
+TEAM_STYLE = [('"$human not found"', '"no such $human"')]
+
+
+@pytest.fixture(scope="module")
+def registration_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The template released as v1.0.0 (the working tree) and v1.2.0 (REGISTRATION_CHANGE)."""
+    repository = copy_working_tree(tmp_path_factory.mktemp("template-repository"))
+    git(repository, "init", "--quiet")
+    commit_all(repository, "Release 1.0.0")
+    git(repository, "tag", "v1.0.0")
+    for relative, replacements in REGISTRATION_CHANGE.items():
+        edit(repository / relative, replacements)
+    commit_all(repository, "Release 1.2.0: example resources and registration reworked")
+    git(repository, "tag", "v1.2.0")
+    return repository
+
+
+def test_generated_resources_survive_an_update_of_the_registration_area(
+    registration_release: Path, tmp_path: Path, run_in_project: ProjectRunner
+) -> None:
+    project = copy_release(registration_release, tmp_path / "project", "v1.0.0")
+    edit(project / "scaffold" / "templates" / "router.py.tmpl", TEAM_STYLE)
+    for resource in (
+        ["order", "customer:str(200):index", "total:decimal(12,2)", "owner:fk(users)"],
+        [
+            "order_line",
+            "order:fk(orders)",
+            "sku:str(40)",
+            "quantity:int=1",
+            "--unique",
+            "order,sku",
+        ],
+    ):
+        run_in_project(project, "app", "new", "resource", *resource)
+    commit_all(project, "Team: orders and their lines, generated; our error wording")
+    generated = {
+        path: (project / path).read_text()
+        for path in ("app/api/resources.py", "app/models/resources.py", "app/api/orders.py")
+    }
+
+    update(project, conflict="inline")
+
+    assert leftovers(project) == []
+    assert {path: (project / path).read_text() for path in generated} == generated
+    assert "# The example resources." in (project / "app" / "main.py").read_text()
+    assert 'tags=["users", "examples"]' in (project / "app" / "api" / "users.py").read_text()
+    router_template = (project / "scaffold" / "templates" / "router.py.tmpl").read_text()
+    assert "app.api.errors maps them" in router_template  # the release's
+    assert '"no such $human"' in router_template  # the team's
+    run_in_project(project, "app", "new", "resource", "invoice", "number_text:str(20):unique")
+    assert '"no such invoice"' in (project / "app" / "api" / "invoices.py").read_text()
+    output = run_in_project(project, "pytest", "-q")
+    assert " passed in " in output

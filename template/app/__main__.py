@@ -1,4 +1,5 @@
-"""Operational commands: `python -m app check` connects and reports what it finds."""
+"""Operational commands: `python -m app check` connects and reports what it finds;
+`python -m app new resource ...` adds a resource (see scaffold/)."""
 
 import argparse
 import asyncio
@@ -107,10 +108,30 @@ async def check(settings: Settings) -> int:
     return HEALTHY if fits else POOL_OVER_BUDGET
 
 
+def new(arguments: list[str]) -> int:
+    """`new resource ...`: the resource generator, a development tool the image leaves out."""
+    try:
+        from scaffold.cli import main as generate
+    except ModuleNotFoundError as error:
+        if error.name != "scaffold":
+            raise
+        print("the resource generator (scaffold/) is not here: run it from a checkout of the")
+        print("project's source, not from the image")
+        return 2
+    return generate(arguments)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m app")
-    parser.add_argument("command", choices=["check"], help="check: connect and report")
-    parser.parse_args()
+    parser.add_argument(
+        "command",
+        choices=["check", "new"],
+        help="check: connect and report; new: add a resource (`new resource --help`)",
+    )
+    parser.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.command == "new":
+        return new(options.arguments)
     return asyncio.run(check(get_settings()))
 
 
