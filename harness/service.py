@@ -144,9 +144,8 @@ def free_port() -> int:
 def prepare(workdir: Path, **answers: Any) -> tuple[Path, Path]:
     """Render a project with these answers; return it and the Python that runs it."""
     source = copy_working_tree(workdir / "template")
-    python = project_python(source, workdir / "dependencies")
     project = render(source, workdir / "-".join(map(str, answers.values())) or "default", **answers)
-    return project, python
+    return project, project_python(project)
 
 
 def migrate(project: Path, python: Path, database_url: str) -> None:

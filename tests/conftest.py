@@ -48,36 +48,27 @@ def rendered(
     return project
 
 
-@pytest.fixture(scope="session")
-def matrix_python(template_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return project_python(template_source, tmp_path_factory.mktemp("dependencies"))
-
-
-@pytest.fixture(scope="session")
-def project_env(matrix_python: Path) -> dict[str, str]:
-    return project_environment(matrix_python, mypy_cache_dir=CACHE / f"mypy-{WORKER}")
-
-
 @pytest.fixture
-def run_in_project(
-    matrix_python: Path, project_env: dict[str, str], tmp_path: Path
-) -> Callable[..., str]:
-    """Runs a module of the matrix venv (ruff, mypy, pytest, alembic) inside a project and
-    returns what it printed; `returncode` is the exit status expected (0 by default)."""
+def run_in_project(tmp_path: Path) -> Callable[..., str]:
+    """Runs a module (ruff, mypy, pytest, alembic) inside a project, with the environment of that
+    project's own dependencies (tests.helpers.project_python), and returns what it printed;
+    `returncode` is the exit status expected (0 by default)."""
 
     def run_module(
         project: Path, module: str, *arguments: str, returncode: int = 0, **extra_env: str
     ) -> str:
+        python = project_python(project)  # after `copier update`, maybe another one
+        mypy_cache = CACHE / f"mypy-{python.parent.parent.name}-{WORKER}"
         if module == "pytest":
             basetemp = tmp_path / f"basetemp-{project.name}"
             arguments = ("-p", "no:cacheprovider", f"--basetemp={basetemp}", *arguments)
         result = run(
-            matrix_python,
+            python,
             "-m",
             module,
             *arguments,
             cwd=project,
-            env={**project_env, **extra_env},
+            env={**project_environment(python, mypy_cache_dir=mypy_cache), **extra_env},
             returncode=returncode,
         )
         return result.stdout + result.stderr

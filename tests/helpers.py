@@ -1,11 +1,14 @@
 """What the template's tests share: the answer space read from copier.yml, and rendering."""
 
 import fcntl
+import glob
+import hashlib
 import itertools
 import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,29 +177,64 @@ def write_models_package(project: Path) -> None:
     (package / "__init__.py").write_text("\n".join(imports) + f"\n\n__all__ = [{names}]\n")
 
 
-def project_python(template_source: Path, scratch: Path) -> Path:
-    """The Python of one virtual environment (.cache/matrix-venv) holding every dependency any
-    combination declares, installed from rendered pyproject.toml files themselves (so a
-    dependency missing there fails the tests); safe to call from parallel processes."""
-    venv = CACHE / "matrix-venv"
+def interpreter(version: str) -> Path | None:
+    """A Python `version` (e.g. "3.12") on this machine, found without downloading one: the
+    one running the tests, one on PATH, or one pyenv installed."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
+        return Path(sys.executable)
+    candidates = [shutil.which(f"python{version}"), f"/usr/bin/python{version}"]
+    candidates += sorted(glob.glob(str(Path.home() / f".pyenv/versions/{version}.*/bin/python3")))
+    for candidate in [path for path in candidates if path and Path(path).exists()]:
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print(sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if probe.returncode == 0 and probe.stdout.strip() == str(
+            tuple(map(int, version.split(".")))
+        ):
+            return Path(candidate)
+    return None
+
+
+def available_python_versions() -> list[str]:
+    """The python_version choices this machine can run (uv cannot download interpreters here)."""
+    return [version for version in choices("python_version") if interpreter(version)]
+
+
+def project_python(project: Path) -> Path:
+    """The Python of a virtual environment holding exactly what the rendered project's own
+    pyproject.toml declares (dependencies and the dev group) on its python_version: one per
+    distinct set, kept in .cache, so a dependency missing from one variant fails its tests.
+    Safe to call from parallel processes."""
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    version = yaml.safe_load((project / ".copier-answers.yml").read_text())["python_version"]
+    dependencies, dev = pyproject["project"]["dependencies"], pyproject["dependency-groups"]["dev"]
+    declared = [*sorted(dependencies), "--dev", *sorted(dev)]
+    digest = hashlib.sha256("\n".join(declared).encode()).hexdigest()[:12]
+    venv = CACHE / f"venv-py{version}-{digest}"
+    python = interpreter(version)
+    assert python, f"no Python {version} on this machine"
     CACHE.mkdir(exist_ok=True)
-    widest = [
-        render(template_source, scratch / driver, db_driver=driver, use_pgvector=True)
-        for driver in ("asyncpg", "psycopg")
-    ]
     uv = find_uv_bin()
-    with (CACHE / "matrix-venv.lock").open("w") as lock:
+    with (CACHE / f"{venv.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (venv / "bin" / "python").exists():
-            run(uv, "venv", "--quiet", "--python", sys.executable, venv, cwd=ROOT)
-        # Compiled at install: with PYTHONDONTWRITEBYTECODE set (as on CI machines), every
-        # process would otherwise compile all it imports, some 2.5 s per generated suite.
-        install = [uv, "pip", "install", "--quiet", "--compile-bytecode"]
-        install += ["--python", venv / "bin" / "python"]
-        for project in widest:
-            pyproject = project / "pyproject.toml"
-            install += ["-r", pyproject, "--group", f"{pyproject}:dev"]
-        run(*install, cwd=ROOT)
+        if not (venv / "installed").exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            run(uv, "venv", "--quiet", "--python", python, venv, cwd=ROOT)
+            # Compiled at install: with PYTHONDONTWRITEBYTECODE set (as on CI machines), every
+            # process would otherwise compile all it imports, some 2.5 s per generated suite.
+            install = [uv, "pip", "install", "--quiet", "--compile-bytecode"]
+            install += ["--python", venv / "bin" / "python"]
+            install += [
+                "-r",
+                project / "pyproject.toml",
+                "--group",
+                f"{project / 'pyproject.toml'}:dev",
+            ]
+            run(*install, cwd=ROOT)
+            (venv / "installed").write_text("\n".join(declared))
     return venv / "bin" / "python"
 
 

@@ -7,9 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Combination, combinations
+from tests.helpers import (
+    COPIER_YML,
+    Combination,
+    available_python_versions,
+    combinations,
+    project_python,
+    render,
+    run,
+)
 
 COMBINATIONS = list(combinations())
+# The 16 combinations run on the default python_version; the default one also on each other
+# python_version this machine has an interpreter for (uv cannot download one here).
+DEFAULT_PYTHON = COPIER_YML["python_version"]["default"]
+OTHER_PYTHONS = [version for version in available_python_versions() if version != DEFAULT_PYTHON]
 each_combination = pytest.mark.parametrize("combination", COMBINATIONS, ids=lambda c: c.id)
 # Openers ("}}" also closes nested dicts); "${{" opens a GitHub Actions expression.
 JINJA_LEFTOVER = re.compile(r"(?<!\$){{|{%|{#")
@@ -71,3 +83,57 @@ def test_own_suite_passes_on_embedded_postgres(
     assert int(summary.group(1)) >= 50
     assert "warning" not in output.lower()
     assert "skipped" not in output
+
+
+VARIANTS = [
+    ("asyncpg", False, {"asyncpg"}, {"psycopg", "pgvector"}),
+    ("asyncpg", True, {"asyncpg", "pgvector"}, {"psycopg"}),
+    ("psycopg", False, {"psycopg"}, {"asyncpg", "pgvector"}),
+    ("psycopg", True, {"psycopg", "pgvector"}, {"asyncpg"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("driver", "use_pgvector", "present", "absent"),
+    VARIANTS,
+    ids=[f"{driver}-{'pgvector' if vector else 'novector'}" for driver, vector, *_ in VARIANTS],
+)
+def test_each_variant_runs_with_only_what_its_pyproject_declares(
+    template_source: Path,
+    tmp_path: Path,
+    driver: str,
+    use_pgvector: bool,
+    present: set[str],
+    absent: set[str],
+) -> None:
+    """A dependency missing from one variant's pyproject.toml must fail that variant's tests: no
+    other variant's packages may be installed beside it."""
+    project = render(
+        template_source, tmp_path / "project", db_driver=driver, use_pgvector=use_pgvector
+    )
+    found = run(
+        project_python(project),
+        "-c",
+        "import importlib.util, sys; print(*filter(importlib.util.find_spec, sys.argv[1:]))",
+        *sorted(present | absent),
+        cwd=project,
+    ).stdout.split()
+
+    assert set(found) == present
+
+
+@pytest.mark.parametrize("python_version", OTHER_PYTHONS)
+def test_the_default_combination_is_clean_on_each_python_this_machine_has(
+    template_source: Path, tmp_path: Path, run_in_project: ProjectRunner, python_version: str
+) -> None:
+    project = render(template_source, tmp_path / "project", python_version=python_version)
+
+    run_in_project(project, "ruff", "check", "--no-cache", ".")
+    run_in_project(project, "ruff", "format", "--no-cache", "--check", ".")
+    assert run_in_project(project, "mypy", "--strict", ".").startswith("Success")
+    output = run_in_project(project, "pytest", "-q")
+
+    assert SUITE_RESULT.search(output), output
+    assert "warning" not in output.lower()
+    ran_on = run(project_python(project), "-c", "import sys; print(sys.version)", cwd=project)
+    assert ran_on.stdout.startswith(f"{python_version}.")
