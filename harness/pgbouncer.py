@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.faults import (
     DATABASE,
@@ -50,6 +51,7 @@ default_pool_size = {pool_size}
 max_client_conn = {max_client_conn}
 logfile = {directory}/pgbouncer.log
 pidfile = {directory}/pgbouncer.pid
+ignore_startup_parameters = {ignored}
 """
 
 
@@ -64,6 +66,7 @@ class PgBouncer:
         *,
         pool_size: int = 10,
         max_client_conn: int = 200,
+        ignore_startup_parameters: str = "",
     ) -> None:
         executable = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
         assert Path(executable).exists(), "no pgbouncer: apt-get install pgbouncer"
@@ -81,6 +84,7 @@ class PgBouncer:
                 directory=directory,
                 pool_size=pool_size,
                 max_client_conn=max_client_conn,
+                ignored=ignore_startup_parameters,
             )
         )
         user = postgres.server.system_user
@@ -181,8 +185,10 @@ def server_workdir(prefix: str) -> Iterator[Path]:
 
 
 @contextmanager
-def pgbouncer_in_front(stage: Stage, **options: int) -> Iterator[PgBouncer]:
-    bouncer = PgBouncer(stage.postgres, stage.workdir / "pgbouncer", **options)
+def pgbouncer_in_front(
+    stage: Stage, name: str = "pgbouncer", **options: Any
+) -> Iterator[PgBouncer]:
+    bouncer = PgBouncer(stage.postgres, stage.workdir / name, **options)
     try:
         yield bouncer
     finally:
