@@ -51,7 +51,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": redact(record.getMessage()),
+            "message": record.getMessage(),
             "request_id": getattr(record, "request_id", None),
         }
         entry |= {
@@ -60,8 +60,8 @@ class JsonFormatter(logging.Formatter):
             if key not in _RECORD_FIELDS and key not in entry
         }
         if record.exc_info:
-            entry["exception"] = redact(self.formatException(record.exc_info))
-        return json.dumps(entry, default=str)
+            entry["exception"] = self.formatException(record.exc_info)
+        return redact(json.dumps(entry, default=str))
 
 
 class TextFormatter(logging.Formatter):
