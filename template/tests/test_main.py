@@ -33,18 +33,25 @@ async def test_check_reports_the_statement_timeout_the_server_applies(
     assert "statement_timeout=250ms " in capsys.readouterr().out
 
 
-async def test_check_behind_pgbouncer_reports_the_servers_timeout_not_the_setting(
+async def test_check_behind_pgbouncer_reports_the_timeout_set_per_transaction(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PgBouncer mode sends no startup parameter; the timeout is SET LOCAL in each transaction,
+    and the check reads it back from the server inside one."""
+    await check(settings.model_copy(update={"db_pgbouncer": True, "db_statement_timeout": 30}))
+
+    assert "statement_timeout=30s " in capsys.readouterr().out
+
+
+async def test_check_behind_pgbouncer_without_a_timeout_reports_the_servers_own(
     settings: Settings, fixture_engine: AsyncEngine, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """In PgBouncer mode no startup parameter is sent: DB_STATEMENT_TIMEOUT is not in force."""
     async with fixture_engine.connect() as connection:
         servers_own = await connection.scalar(text("SHOW statement_timeout"))
 
-    await check(settings.model_copy(update={"db_pgbouncer": True, "db_statement_timeout": 30}))
+    await check(settings.model_copy(update={"db_pgbouncer": True, "db_statement_timeout": 0}))
 
-    output = capsys.readouterr().out
-    assert f"statement_timeout={servers_own} " in output
-    assert "statement_timeout=30" not in output
+    assert f"statement_timeout={servers_own} " in capsys.readouterr().out
 
 
 async def test_check_warns_when_the_pools_need_more_than_the_server_allows(
