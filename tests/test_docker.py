@@ -288,9 +288,9 @@ class PlainDockerStack(Stack):
             command += ["--publish", port]
         for volume in spec.get("volumes") or []:
             source, target = volume.split(":", 1)
-            if source.startswith("."):
+            if source.startswith((".", "/")):  # a bind mount, relative to the project
                 source = str((self.directory / source).resolve())
-            else:
+            else:  # a named volume of this project
                 source = self.resource(source)
             command += ["--volume", f"{source}:{target}"]
         if "stop_grace_period" in spec:
@@ -391,6 +391,7 @@ def deployments(
         }
         stack = stack_class(project, f"apt-{driver}-{run_id}", variables, files)
         deployments[driver] = Deployment(driver, project, image, stack)
+    dangling_before = set(docker("images", "--quiet", "--filter", "dangling=true").split())
     try:
         with concurrent.futures.ThreadPoolExecutor(len(DRIVERS)) as pool:
             list(pool.map(build, deployments.values()))
@@ -405,6 +406,10 @@ def deployments(
             print(f"\n[docker] {deployment.driver}: {deployment.checks}")
             deployment.stack.down()
             docker("image", "rm", "--force", deployment.image, returncode=None)
+        # The build stages' images, left untagged by the build: ours too.
+        dangling = set(docker("images", "--quiet", "--filter", "dangling=true").split())
+        if leftovers := sorted(dangling - dangling_before):
+            docker("image", "rm", "--force", *leftovers, returncode=None)
 
 
 def timed(deployment: Deployment, check: str, started: float) -> None:
@@ -634,3 +639,18 @@ def test_docker_stop_lets_a_request_in_flight_finish_and_exits_0(
     assert [status for status, _ in answers] == [201], answers
     assert stack.inspect("api")["State"]["ExitCode"] == 0, stack.logs("api")
     assert psql(deployment, f"SELECT count(*) FROM users WHERE email = '{email}'") == "1"
+
+
+def test_dev_override_mounts_the_code_read_only_and_reloads(
+    template_source: Path, tmp_path: Path
+) -> None:
+    """compose.dev.yaml on top of compose.yaml, merged as compose merges (read, not run)."""
+    project = render(template_source, tmp_path / "project")
+    files = [project / "compose.yaml", project / "compose.dev.yaml"]
+
+    api = load_compose(files, {"POSTGRES_PASSWORD": "dev"})["services"]["api"]
+
+    assert "--reload" in api["command"]
+    assert "./app:/app/app:ro" in api["volumes"]
+    assert api["environment"]["WEB_CONCURRENCY"] == "1"
+    assert api["environment"]["DATABASE_URL"].startswith("postgresql+asyncpg://postgres:dev@db")
