@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import threading
 import time
@@ -37,6 +36,7 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.service import free_port
 from tests.helpers import render, run
 
 DRIVERS = ["asyncpg", "psycopg"]
@@ -92,12 +92,6 @@ def docker(
         env=environment,
     )
     return result.stdout.strip()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def seconds(duration: str | int) -> float:
@@ -258,6 +252,10 @@ class PlainDockerStack(Stack):
         for service in self.ordered(declared, services or tuple(declared)):
             if not docker("ps", "-aq", "--filter", f"name=^{self.container(service)}$"):
                 self.run_service(service, declared[service])
+        if not services:  # the whole stack: as `up --wait`, until every healthcheck passes
+            for service, spec in declared.items():
+                if "healthcheck" in spec:
+                    self.wait_healthy(service)
 
     def ordered(self, declared: dict[str, Any], wanted: tuple[str, ...]) -> list[str]:
         order: list[str] = []
@@ -339,7 +337,6 @@ class Deployment:
     stack: Stack
     build_seconds: float = 0
     image_megabytes: float = 0
-    user_id: int | None = None
     checks: dict[str, Any] = field(default_factory=dict)
 
 
@@ -454,7 +451,7 @@ def first_start(deployment: Deployment) -> None:
     timed(deployment, "db healthy (first start, slow init)", started)
     started = time.monotonic()
     stack.start()
-    timed(deployment, "migrate and api started", started)
+    timed(deployment, "migrate exited 0, api healthy (up --wait)", started)
 
 
 @pytest.fixture(scope="session")
