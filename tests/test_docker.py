@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import threading
 import time
@@ -37,6 +36,7 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.service import free_port
 from tests.helpers import render, run
 
 DRIVERS = ["asyncpg", "psycopg"]
@@ -92,12 +92,6 @@ def docker(
         env=environment,
     )
     return result.stdout.strip()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def seconds(duration: str | int) -> float:
@@ -258,6 +252,10 @@ class PlainDockerStack(Stack):
         for service in self.ordered(declared, services or tuple(declared)):
             if not docker("ps", "-aq", "--filter", f"name=^{self.container(service)}$"):
                 self.run_service(service, declared[service])
+        if not services:  # the whole stack: as `up --wait`, until every healthcheck passes
+            for service, spec in declared.items():
+                if "healthcheck" in spec:
+                    self.wait_healthy(service)
 
     def ordered(self, declared: dict[str, Any], wanted: tuple[str, ...]) -> list[str]:
         order: list[str] = []
@@ -288,9 +286,9 @@ class PlainDockerStack(Stack):
             command += ["--publish", port]
         for volume in spec.get("volumes") or []:
             source, target = volume.split(":", 1)
-            if source.startswith("."):
+            if source.startswith((".", "/")):  # a bind mount, relative to the project
                 source = str((self.directory / source).resolve())
-            else:
+            else:  # a named volume of this project
                 source = self.resource(source)
             command += ["--volume", f"{source}:{target}"]
         if "stop_grace_period" in spec:
@@ -339,7 +337,6 @@ class Deployment:
     stack: Stack
     build_seconds: float = 0
     image_megabytes: float = 0
-    user_id: int | None = None
     checks: dict[str, Any] = field(default_factory=dict)
 
 
@@ -391,6 +388,7 @@ def deployments(
         }
         stack = stack_class(project, f"apt-{driver}-{run_id}", variables, files)
         deployments[driver] = Deployment(driver, project, image, stack)
+    dangling_before = set(docker("images", "--quiet", "--filter", "dangling=true").split())
     try:
         with concurrent.futures.ThreadPoolExecutor(len(DRIVERS)) as pool:
             list(pool.map(build, deployments.values()))
@@ -405,6 +403,10 @@ def deployments(
             print(f"\n[docker] {deployment.driver}: {deployment.checks}")
             deployment.stack.down()
             docker("image", "rm", "--force", deployment.image, returncode=None)
+        # The build stages' images, left untagged by the build: ours too.
+        dangling = set(docker("images", "--quiet", "--filter", "dangling=true").split())
+        if leftovers := sorted(dangling - dangling_before):
+            docker("image", "rm", "--force", *leftovers, returncode=None)
 
 
 def timed(deployment: Deployment, check: str, started: float) -> None:
@@ -449,7 +451,7 @@ def first_start(deployment: Deployment) -> None:
     timed(deployment, "db healthy (first start, slow init)", started)
     started = time.monotonic()
     stack.start()
-    timed(deployment, "migrate and api started", started)
+    timed(deployment, "migrate exited 0, api healthy (up --wait)", started)
 
 
 @pytest.fixture(scope="session")
@@ -634,3 +636,18 @@ def test_docker_stop_lets_a_request_in_flight_finish_and_exits_0(
     assert [status for status, _ in answers] == [201], answers
     assert stack.inspect("api")["State"]["ExitCode"] == 0, stack.logs("api")
     assert psql(deployment, f"SELECT count(*) FROM users WHERE email = '{email}'") == "1"
+
+
+def test_dev_override_mounts_the_code_read_only_and_reloads(
+    template_source: Path, tmp_path: Path
+) -> None:
+    """compose.dev.yaml on top of compose.yaml, merged as compose merges (read, not run)."""
+    project = render(template_source, tmp_path / "project")
+    files = [project / "compose.yaml", project / "compose.dev.yaml"]
+
+    api = load_compose(files, {"POSTGRES_PASSWORD": "dev"})["services"]["api"]
+
+    assert "--reload" in api["command"]
+    assert "./app:/app/app:ro" in api["volumes"]
+    assert api["environment"]["WEB_CONCURRENCY"] == "1"
+    assert api["environment"]["DATABASE_URL"].startswith("postgresql+asyncpg://postgres:dev@db")

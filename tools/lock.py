@@ -2,8 +2,9 @@
 
 A project's lock depends on the answers that change what its pyproject.toml resolves to:
 `python_version` (requires-python), `db_driver` and `use_pgvector`. locks/ keeps one lock per
-combination of those, with the project's name as `{{ project_slug }}`; template/uv.lock.jinja
-includes the right one, so `uv sync --locked` works from the first commit without copier tasks.
+combination of those, with the project's name as `{{ project_slug }}` (the rest in raw blocks);
+template/uv.lock.jinja includes the right one, so `uv sync --locked` works from the first commit
+without copier tasks (no --trust) and without the network at copy time.
 Run this after any change to template/pyproject.toml.jinja (tests/test_lock.py fails until you
 do). Without --upgrade, versions already locked are kept where they still fit.
 
@@ -39,13 +40,16 @@ def locked_combinations() -> list[dict[str, object]]:
 
 
 def templatize(lock: str) -> str:
-    """The lock with the project's name as a Jinja variable, and nothing else Jinja reads."""
-    if any(opener in lock for opener in ("{{", "{%", "{#")):
-        raise SystemExit("the lock contains a Jinja opener; include it raw instead")
+    """The lock with the project's name as a Jinja variable; the rest in raw blocks, which
+    Jinja copies without parsing (a lock is some 300 KB: that halves the render's cost)."""
+    if "{% endraw %}" in lock:
+        raise SystemExit("the lock contains {% endraw %}: it cannot be kept raw")
     root = ROOT_PACKAGE.format(SLUG)
     if lock.count(root) != 1:
         raise SystemExit(f"expected one root package {SLUG!r} in the lock")
-    return lock.replace(root, ROOT_PACKAGE.format("{{ project_slug }}"))
+    before, after = lock.split(root)
+    named = ROOT_PACKAGE.format("{% endraw %}{{ project_slug }}{% raw %}")
+    return "{% raw %}" + before + named + after + "{% endraw %}"
 
 
 def main() -> None:
