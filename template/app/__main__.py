@@ -52,8 +52,11 @@ def new(arguments: list[str]) -> int:
     except ModuleNotFoundError as error:
         if error.name != "scaffold":
             raise
-        print("the resource generator (scaffold/) is not here: run it from a checkout of the")
-        print("project's source, not from the image")
+        print(
+            "the resource generator (scaffold/) is not here: run it from a checkout of the "
+            "project's source, not from the image",
+            file=sys.stderr,
+        )
         return 2
     return generate(arguments)
 
