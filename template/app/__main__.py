@@ -72,6 +72,8 @@ def main() -> int:
     options = parser.parse_args()
     if options.command == "new":
         return new(options.arguments)
+    if options.arguments:
+        parser.error(f"check takes no arguments (got {' '.join(options.arguments)})")
     return asyncio.run(check(get_settings()))
 
 
