@@ -17,7 +17,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util import rev_id
 from pydantic import BaseModel
-from sqlalchemy import Table
+from sqlalchemy import Enum, Table
 
 from app.config import PROJECT_ROOT
 from app.db.base import Base
@@ -94,8 +94,16 @@ def check_names(resource: Resource) -> None:
                     f"field {spec.name!r}: {name!r} would shadow a name the generated "
                     "model or schema uses; choose another"
                 )
-        if spec.type == "enum" and f"{resource.name}_{spec.name}" in resource.existing_tables:
-            raise SpecError(f"field {spec.name!r}: its enum type would share a table's name")
+    enum_types = {
+        column.type.name
+        for table in Base.metadata.tables.values()
+        for column in table.columns
+        if isinstance(column.type, Enum)
+    }
+    for spec in resource.fields:
+        type_name = f"{resource.name}_{spec.name}"
+        if spec.type == "enum" and type_name in resource.existing_tables | enum_types:
+            raise SpecError(f"field {spec.name!r}: a table or enum type {type_name!r} exists")
 
 
 def references(resource: Resource, known: dict[str, type], root: Path) -> dict[str, Reference]:
