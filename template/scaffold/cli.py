@@ -33,8 +33,8 @@ from scaffold.render import (
 from scaffold.spec import Resource, SpecError, parse_resource
 
 USAGE_EXAMPLE = (
-    "python -m app new resource order customer:str(200):index total:decimal(12,2) "
-    "paid:bool=false placed_at:datetime owner:fk(users) note:text? --unique customer,placed_at"
+    "python -m app new resource order 'customer:str(200):index' 'total:decimal(12,2)' "
+    "paid:bool=false placed_at:datetime 'owner:fk(users)' 'note:text?' --unique customer,placed_at"
 )
 # Names the class bodies of the generated model and schemas use after the fields (a field
 # named so would shadow them), and names the generated functions use for their own variables
