@@ -167,7 +167,7 @@ def formatted(path: Path, source: str, root: Path) -> str:
     return source
 
 
-def registry_with(path: Path, source: str, import_line: str, tail_line: str | None) -> str:
+def registry_with(source: str, import_line: str, tail_line: str | None) -> str:
     """The registry module with one more import (and line at the end)."""
     if import_line in source:
         return source
@@ -207,13 +207,11 @@ def planned_files(resource: Resource, root: Path, known: dict[str, type]) -> dic
         if not (root / registry).is_file():
             raise SpecError(f"{registry} is missing: restore it from the template")
     files[API_REGISTRY] = registry_with(
-        API_REGISTRY,
         _read(root / API_REGISTRY),
         f"from app.api import {resource.plural}",
         f"router.include_router({resource.plural}.router)",
     )
     files[MODEL_REGISTRY] = registry_with(
-        MODEL_REGISTRY,
         _read(root / MODEL_REGISTRY),
         f"from app.models.{resource.name} import {resource.class_name} as {resource.class_name}",
         None,
