@@ -115,8 +115,11 @@ def new(arguments: list[str]) -> int:
     except ModuleNotFoundError as error:
         if error.name != "scaffold":
             raise
-        print("the resource generator (scaffold/) is not here: run it from a checkout of the")
-        print("project's source, not from the image")
+        print(
+            "the resource generator (scaffold/) is not here: run it from a checkout of the "
+            "project's source, not from the image",
+            file=sys.stderr,
+        )
         return 2
     return generate(arguments)
 
@@ -132,6 +135,8 @@ def main() -> int:
     options = parser.parse_args()
     if options.command == "new":
         return new(options.arguments)
+    if options.arguments:
+        parser.error(f"check takes no arguments (got {' '.join(options.arguments)})")
     return asyncio.run(check(get_settings()))
 
 

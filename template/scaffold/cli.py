@@ -17,7 +17,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util import rev_id
 from pydantic import BaseModel
-from sqlalchemy import Table
+from sqlalchemy import Enum, Table
 
 from app.config import PROJECT_ROOT
 from app.db.base import Base
@@ -33,8 +33,8 @@ from scaffold.render import (
 from scaffold.spec import Resource, SpecError, parse_resource
 
 USAGE_EXAMPLE = (
-    "python -m app new resource order customer:str(200):index total:decimal(12,2) "
-    "paid:bool=false placed_at:datetime owner:fk(users) note:text? --unique customer,placed_at"
+    "python -m app new resource order 'customer:str(200):index' 'total:decimal(12,2)' "
+    "paid:bool=false placed_at:datetime 'owner:fk(users)' 'note:text?' --unique customer,placed_at"
 )
 # Names the class bodies of the generated model and schemas use after the fields (a field
 # named so would shadow them), and names the generated functions use for their own variables
@@ -94,8 +94,16 @@ def check_names(resource: Resource) -> None:
                     f"field {spec.name!r}: {name!r} would shadow a name the generated "
                     "model or schema uses; choose another"
                 )
-        if spec.type == "enum" and f"{resource.name}_{spec.name}" in resource.existing_tables:
-            raise SpecError(f"field {spec.name!r}: its enum type would share a table's name")
+    enum_types = {
+        column.type.name
+        for table in Base.metadata.tables.values()
+        for column in table.columns
+        if isinstance(column.type, Enum)
+    }
+    for spec in resource.fields:
+        type_name = f"{resource.name}_{spec.name}"
+        if spec.type == "enum" and type_name in resource.existing_tables | enum_types:
+            raise SpecError(f"field {spec.name!r}: a table or enum type {type_name!r} exists")
 
 
 def references(resource: Resource, known: dict[str, type], root: Path) -> dict[str, Reference]:
@@ -159,7 +167,7 @@ def formatted(path: Path, source: str, root: Path) -> str:
     return source
 
 
-def registry_with(path: Path, source: str, import_line: str, tail_line: str | None) -> str:
+def registry_with(source: str, import_line: str, tail_line: str | None) -> str:
     """The registry module with one more import (and line at the end)."""
     if import_line in source:
         return source
@@ -199,13 +207,11 @@ def planned_files(resource: Resource, root: Path, known: dict[str, type]) -> dic
         if not (root / registry).is_file():
             raise SpecError(f"{registry} is missing: restore it from the template")
     files[API_REGISTRY] = registry_with(
-        API_REGISTRY,
         _read(root / API_REGISTRY),
         f"from app.api import {resource.plural}",
         f"router.include_router({resource.plural}.router)",
     )
     files[MODEL_REGISTRY] = registry_with(
-        MODEL_REGISTRY,
         _read(root / MODEL_REGISTRY),
         f"from app.models.{resource.name} import {resource.class_name} as {resource.class_name}",
         None,
