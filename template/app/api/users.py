@@ -19,7 +19,9 @@ async def create_user(data: UserCreate, session: SessionDep) -> UserRead:
 
 
 @router.get("")
-async def list_users(session: ReadSessionDep, limit: Limit = 50, offset: Offset = 0) -> Page[UserRead]:
+async def list_users(
+    session: ReadSessionDep, limit: Limit = 50, offset: Offset = 0
+) -> Page[UserRead]:
     found, total = await users.list_users(session=session, limit=limit, offset=offset)
     items = [UserRead.model_validate(user) for user in found]
     return Page(items=items, total=total, limit=limit, offset=offset)
