@@ -63,18 +63,31 @@ def edit(path: Path, replacements: list[tuple[str, str]]) -> None:
     path.write_text(text)
 
 
-@pytest.fixture(scope="module")
-def template_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The template as released twice: v1.0.0 is the working tree, v1.1.0 adds TEMPLATE_CHANGE."""
-    repository = copy_working_tree(tmp_path_factory.mktemp("template-repository"))
+def released_twice(
+    repository: Path, change: dict[str, list[tuple[str, str]]], tag: str, message: str
+) -> Path:
+    """The template in a git repository as released twice: v1.0.0 is the working tree, `tag`
+    applies `change` to it."""
+    copy_working_tree(repository)
     git(repository, "init", "--quiet")
     commit_all(repository, "Release 1.0.0")
     git(repository, "tag", "v1.0.0")
-    for relative, replacements in TEMPLATE_CHANGE.items():
+    for relative, replacements in change.items():
         edit(repository / relative, replacements)
-    commit_all(repository, "Release 1.1.0: gzip responses")
-    git(repository, "tag", "v1.1.0")
+    commit_all(repository, message)
+    git(repository, "tag", tag)
     return repository
+
+
+@pytest.fixture(scope="module")
+def template_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """v1.0.0 is the working tree, v1.1.0 adds TEMPLATE_CHANGE."""
+    return released_twice(
+        tmp_path_factory.mktemp("template-repository"),
+        TEMPLATE_CHANGE,
+        "v1.1.0",
+        "Release 1.1.0: gzip responses",
+    )
 
 
 def copy_release(repository: Path, destination: Path, tag: str, **answers: object) -> Path:
@@ -298,16 +311,13 @@ TEAM_STYLE = [('"$human not found"', '"no such $human"')]
 
 @pytest.fixture(scope="module")
 def registration_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The template released as v1.0.0 (the working tree) and v1.2.0 (REGISTRATION_CHANGE)."""
-    repository = copy_working_tree(tmp_path_factory.mktemp("template-repository"))
-    git(repository, "init", "--quiet")
-    commit_all(repository, "Release 1.0.0")
-    git(repository, "tag", "v1.0.0")
-    for relative, replacements in REGISTRATION_CHANGE.items():
-        edit(repository / relative, replacements)
-    commit_all(repository, "Release 1.2.0: example resources and registration reworked")
-    git(repository, "tag", "v1.2.0")
-    return repository
+    """v1.0.0 is the working tree, v1.2.0 applies REGISTRATION_CHANGE."""
+    return released_twice(
+        tmp_path_factory.mktemp("template-repository"),
+        REGISTRATION_CHANGE,
+        "v1.2.0",
+        "Release 1.2.0: example resources and registration reworked",
+    )
 
 
 def test_generated_resources_survive_an_update_of_the_registration_area(
