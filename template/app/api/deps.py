@@ -5,7 +5,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.session import get_db, get_read_db
+from app.db.reads import get_read_db
+from app.db.session import get_db
 from app.models import User
 from app.schemas.fields import INT4_MAX
 from app.services import users

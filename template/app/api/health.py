@@ -4,7 +4,8 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel
 
-from app.db.session import Reads, check_db_connection
+from app.db.reads import Reads
+from app.db.session import check_db_connection
 
 router = APIRouter(prefix="/health", tags=["health"])
 
