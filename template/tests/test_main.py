@@ -20,6 +20,7 @@ async def test_check_reports_server_and_migration_state(
     assert exit_code == 0
     assert "PostgreSQL" in output
     assert f"pool:       size={settings.db_pool_size} " in output
+    assert f" ping_after={settings.db_pool_ping_after}s" in output
     assert re.search(r"migrations: at (\w+), head is \1$", output, re.MULTILINE)
     assert "budget:     1 process(es) (WEB_CONCURRENCY) x (5 pool + 10 overflow) = 15" in output
     assert "WARNING" not in output
