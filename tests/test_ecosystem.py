@@ -20,7 +20,16 @@ import yaml
 from uv import find_uv_bin
 
 from harness.faults import stage_for
-from tests.helpers import BASE_ANSWERS, CACHE, ROOT, Combination, render, run
+from tests.helpers import (
+    BASE_ANSWERS,
+    CACHE,
+    ROOT,
+    Combination,
+    project_environment,
+    project_python,
+    render,
+    run,
+)
 
 RenderedProject = Callable[[Combination], Path]
 ProjectRunner = Callable[..., str]
@@ -46,13 +55,12 @@ def dockerfiles(project: Path) -> list[Path]:
 def test_pre_commit_passes_on_a_fresh_render(
     combination: Combination,
     rendered: RenderedProject,
-    project_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     project = shutil.copytree(rendered(combination), tmp_path / "project")
     run("git", "init", "--quiet", cwd=project)
     run("git", "add", "--all", cwd=project)
-    env = pre_commit_environment(project_env)
+    env = pre_commit_environment(project)
 
     output = run(sys.executable, "-m", "pre_commit", "run", "--all-files", cwd=project, env=env)
 
@@ -64,7 +72,7 @@ def test_pre_commit_passes_on_a_fresh_render(
 
 
 def test_pre_commit_refuses_what_copier_update_leaves_unresolved(
-    rendered: RenderedProject, project_env: dict[str, str], tmp_path: Path
+    rendered: RenderedProject, tmp_path: Path
 ) -> None:
     project = shutil.copytree(rendered(PER_DRIVER[0]), tmp_path / "project")
     config = project / "app" / "config.py"
@@ -75,22 +83,23 @@ def test_pre_commit_refuses_what_copier_update_leaves_unresolved(
 
     output = run(
         sys.executable, "-m", "pre_commit", "run", "check-merge-conflict", "--all-files",
-        cwd=project, env=pre_commit_environment(project_env), returncode=1,
+        cwd=project, env=pre_commit_environment(project), returncode=1,
     )  # fmt: skip
 
     assert "app/config.py" in output.stdout
     assert "Merge conflict string" in output.stdout
 
 
-def pre_commit_environment(project_env: dict[str, str]) -> dict[str, str]:
+def pre_commit_environment(project: Path) -> dict[str, str]:
     """pre-commit's hook environments cached under .cache/ (one install per CI run); the
-    hooks' `uv run` uses the matrix venv as it is, instead of building the project's own."""
-    matrix_venv = Path(project_env["PATH"].split(os.pathsep)[0]).parent
+    hooks' `uv run` uses the project's test environment as it is, instead of building one."""
+    python = project_python(project)
+    env = project_environment(python)
     return {
-        **project_env,
-        "PATH": f"{project_env['PATH']}{os.pathsep}{Path(find_uv_bin()).parent}",
+        **env,
+        "PATH": f"{env['PATH']}{os.pathsep}{Path(find_uv_bin()).parent}",
         "PRE_COMMIT_HOME": str(CACHE / "pre-commit"),
-        "UV_PROJECT_ENVIRONMENT": str(matrix_venv),
+        "UV_PROJECT_ENVIRONMENT": str(python.parent.parent),
         "UV_NO_SYNC": "1",
     }
 

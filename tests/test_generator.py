@@ -12,7 +12,13 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Combination, combinations, run
+from tests.helpers import (
+    Combination,
+    combinations,
+    project_environment,
+    project_python,
+    run,
+)
 
 COMBINATIONS = list(combinations())
 DEFAULT = next(c for c in COMBINATIONS if c.id == "asyncpg-class-novector-rollback")
@@ -157,12 +163,14 @@ print(json.dumps(results))
 
 @pytest.fixture(scope="module")
 def bad_input_results(
-    default_project: Path, matrix_python: Path, project_env: dict[str, str]
+    default_project: Path,
 ) -> tuple[dict[str, list[Any]], bool]:
     """Each case's exit status and output, and whether the project was left untouched."""
     before = project_state(default_project)
     cases = json.dumps({case: arguments for case, (arguments, _) in BAD_INPUT.items()})
-    result = run(matrix_python, "-c", BAD_INPUT_DRIVER, cases, cwd=default_project, env=project_env)
+    python = project_python(default_project)
+    env = project_environment(python)
+    result = run(python, "-c", BAD_INPUT_DRIVER, cases, cwd=default_project, env=env)
     return json.loads(result.stdout), project_state(default_project) == before
 
 

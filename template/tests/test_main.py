@@ -22,7 +22,9 @@ async def test_check_reports_server_and_migration_state(
     assert f"pool:       size={settings.db_pool_size} " in output
     assert f" ping_after={settings.db_pool_ping_after}s" in output
     assert re.search(r"migrations: at (\w+), head is \1$", output, re.MULTILINE)
-    assert "budget:     1 process(es) (WEB_CONCURRENCY) x (5 pool + 10 overflow) = 15" in output
+    pool, overflow = settings.db_pool_size, settings.db_max_overflow
+    budget = f"1 process(es) (WEB_CONCURRENCY) x ({pool} pool + {overflow} overflow) = "
+    assert f"budget:     {budget}{pool + overflow}" in output
     assert "WARNING" not in output
 
 
@@ -64,7 +66,9 @@ async def test_check_warns_when_the_pools_need_more_than_the_server_allows(
 
     output = capsys.readouterr().out
     assert exit_code == POOL_OVER_BUDGET
-    assert "1000 process(es) (WEB_CONCURRENCY) x (5 pool + 10 overflow) = 15000" in output
+    pool, overflow = settings.db_pool_size, settings.db_max_overflow
+    budget = f"1000 process(es) (WEB_CONCURRENCY) x ({pool} pool + {overflow} overflow) = "
+    assert f"{budget}{1000 * (pool + overflow)}" in output
     assert re.search(r"the server allows \d+ \(max_connections \d+ - \d+ reserved\)", output)
     assert "WARNING:    the pools can ask for more connections than the server allows" in output
 

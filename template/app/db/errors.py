@@ -1,6 +1,7 @@
 """What a database failure means, the same way for either driver: the connect failures that
 say the database is unavailable, and the constraint an integrity error violated."""
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
@@ -48,14 +49,20 @@ def violated_constraint(error: DBAPIError) -> str | None:
     return str(name) if name else None
 
 
-def report_connect_failures_as_unavailable(engine: AsyncEngine) -> None:
+def report_connect_failures_as_unavailable(
+    engine: AsyncEngine, *, also: Callable[[BaseException], None] | None = None
+) -> None:
     """Turn every failure to open a connection into DatabaseUnavailableError. asyncpg raises
     the OSError or TimeoutError it got, which says nothing about where it came from once it
-    leaves here; only at connect time is it known to be the database's."""
+    leaves here; only at connect time is it known to be the database's. `also` sees the
+    driver's own error first (SQLAlchemy's handle_error never does: it is not a DBAPI error
+    once translated)."""
 
     @event.listens_for(engine.sync_engine, "do_connect")
     def connect(dialect: Dialect, record: ConnectionPoolEntry, cargs: Any, cparams: Any) -> Any:
         try:
             return dialect.connect(*cargs, **cparams)
         except (OSError, dialect.loaded_dbapi.Error) as error:
+            if also is not None:
+                also(error)
             raise DatabaseUnavailableError(failure_kind(error)) from error

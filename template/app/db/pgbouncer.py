@@ -5,7 +5,6 @@ import logging
 import time
 
 from sqlalchemy import Connection, event
-from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
@@ -20,36 +19,13 @@ PREPARED_STATEMENT_SQLSTATES = {"42P05", "26000"}
 HINT_INTERVAL_SECONDS = 60.0
 
 
-def configure(engine: AsyncEngine, settings: Settings) -> None:
-    """Call once per engine, where it is created."""
-    if not settings.db_pgbouncer:
-        event.listen(engine.sync_engine, "handle_error", MissingSettingHint())
-    elif settings.statement_timeout_ms:
-        # PgBouncer refuses the startup parameter that sets the timeout for a whole connection,
-        # and a plain SET would stay on a server connection that other clients get next.
-        # SET LOCAL ends with the transaction; it costs one statement per transaction.
-        set_local = f"SET LOCAL statement_timeout = {settings.statement_timeout_ms}"
-
-        def apply_statement_timeout(connection: Connection) -> None:
-            connection.exec_driver_sql(set_local)
-
-        event.listen(engine.sync_engine, "begin", apply_statement_timeout)
-
-
-def looks_like_pgbouncer(error: BaseException) -> bool:
-    """True for the failures a client configured for PostgreSQL itself gets from PgBouncer."""
-    sqlstate = str(getattr(error, "sqlstate", "") or "")
-    return sqlstate in PREPARED_STATEMENT_SQLSTATES or REFUSED_STARTUP_PARAMETER in str(error)
-
-
 class MissingSettingHint:
     """Logs, at most once a minute, what to set when the server looks like PgBouncer."""
 
     def __init__(self) -> None:
         self._last_logged = -HINT_INTERVAL_SECONDS
 
-    def __call__(self, context: ExceptionContext) -> None:
-        error = context.original_exception
+    def __call__(self, error: BaseException) -> None:
         now = time.monotonic()
         if looks_like_pgbouncer(error) and now - self._last_logged >= HINT_INTERVAL_SECONDS:
             self._last_logged = now
@@ -59,3 +35,31 @@ class MissingSettingHint:
                 type(error).__name__,
                 str(error).splitlines()[0] if str(error) else "",
             )
+
+
+def configure(engine: AsyncEngine, settings: Settings) -> MissingSettingHint | None:
+    """Call once per engine, where it is created. Without DB_PGBOUNCER it returns the hint,
+    which sees the errors of statements here and must be shown those of connects too."""
+    if not settings.db_pgbouncer:
+        hint = MissingSettingHint()
+        event.listen(
+            engine.sync_engine, "handle_error", lambda context: hint(context.original_exception)
+        )
+        return hint
+    if settings.statement_timeout_ms:
+        # PgBouncer refuses the startup parameter that sets the timeout for a whole connection,
+        # and a plain SET would stay on a server connection that other clients get next.
+        # SET LOCAL ends with the transaction; it costs one statement per transaction.
+        set_local = f"SET LOCAL statement_timeout = {settings.statement_timeout_ms}"
+
+        def apply_statement_timeout(connection: Connection) -> None:
+            connection.exec_driver_sql(set_local)
+
+        event.listen(engine.sync_engine, "begin", apply_statement_timeout)
+    return None
+
+
+def looks_like_pgbouncer(error: BaseException) -> bool:
+    """True for the failures a client configured for PostgreSQL itself gets from PgBouncer."""
+    sqlstate = str(getattr(error, "sqlstate", "") or "")
+    return sqlstate in PREPARED_STATEMENT_SQLSTATES or REFUSED_STARTUP_PARAMETER in str(error)
