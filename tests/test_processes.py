@@ -15,8 +15,7 @@ import httpx
 import pytest
 
 from harness.faults import DATABASE, Stage, stage_for
-from harness.pgbouncer import server_workdir
-from harness.service import free_port, stop, uvicorn_command, wait_until_live
+from harness.service import free_port, server_workdir, stop, uvicorn_command, wait_until_live
 from tests.helpers import project_environment
 
 MAX_CONNECTIONS = 30
