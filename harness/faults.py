@@ -255,9 +255,12 @@ async def pool_exhausted(stage: Stage) -> Result:
     """Every connection stuck behind a lock: the rest wait at most DB_POOL_TIMEOUT, then 503."""
     result = Result("pool exhausted", stage.driver)
     pool_timeout = 1.0
+    # The lock outlasts the pool timeout by far: a 503 that comes while it is still held was
+    # ended by DB_POOL_TIMEOUT, whatever the load on the machine adds to the client's clock.
+    lock_seconds = 6.0
     retry_after: list[str | None] = []
     with stage.serve(
-        "exhausted", db_pool_timeout=str(pool_timeout), db_statement_timeout="5"
+        "exhausted", db_pool_timeout=str(pool_timeout), db_statement_timeout="10"
     ) as running:
         async with client_for(running, 60) as client:
 
@@ -266,7 +269,7 @@ async def pool_exhausted(stage: Stage) -> Result:
                 if response is not None and response.status_code == 503:
                     retry_after.append(response.headers.get("Retry-After"))
 
-            with stage.postgres.table_locked("users", DATABASE, seconds=2.5):
+            with stage.postgres.table_locked("users", DATABASE, seconds=lock_seconds):
                 await asyncio.gather(*(reader() for _ in range(60)))
             after = Result("after", stage.driver)
             await asyncio.gather(*(call(client, after, "GET", "/users/1") for _ in range(30)))
@@ -277,7 +280,10 @@ async def pool_exhausted(stage: Stage) -> Result:
     )
     result.check(all(value == "1" for value in retry_after), "a 503 came without Retry-After")
     slowest_503 = max((r.elapsed for r in result.records if r.outcome == "503"), default=0)
-    result.check(slowest_503 <= pool_timeout + 0.5, f"a 503 took {slowest_503:.2f} s")
+    result.check(
+        slowest_503 <= lock_seconds - 2,
+        f"a 503 took {slowest_503:.2f} s: it waited for the lock, not DB_POOL_TIMEOUT",
+    )
     result.check(set(after.errors()) <= {"404"}, f"after the lock: {after.errors()}")
     return result
 
