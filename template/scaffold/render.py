@@ -310,9 +310,13 @@ def render_schema(resource: Resource, references: dict[str, Reference]) -> str:
 def render_service(resource: Resource) -> str:
     imports = Imports()
     imports.add("sqlalchemy", "select")
-    imports.add("sqlalchemy.ext.asyncio", "AsyncSession")
+    imports.add("sqlalchemy.ext.asyncio", "AsyncConnection", "AsyncSession")
     imports.add(f"app.models.{resource.name}", resource.class_name)
-    imports.add(f"app.schemas.{resource.name}", f"{resource.class_name}Create")
+    imports.add("app.schemas.page", "Page")
+    imports.add(
+        f"app.schemas.{resource.name}", f"{resource.class_name}Create", f"{resource.class_name}Read"
+    )
+    imports.add("app.services.pages", "PageQuery")
     keyed = [spec for spec in resource.fields if spec.type == "fk"]
     load = ""
     if keyed:
@@ -324,6 +328,7 @@ def render_service(resource: Resource) -> str:
         imports=import_lines(imports),
         name=resource.name,
         plural=resource.plural,
+        name_constant=resource.name.upper(),
         class_name=resource.class_name,
         load_references=load,
     )

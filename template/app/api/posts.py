@@ -1,6 +1,13 @@
 from fastapi import APIRouter, HTTPException, status
 
-from app.api.deps import ReadSessionDep, ReadUserDep, ResourceId, SessionDep, UserDep
+from app.api.deps import (
+    ReadConnectionDep,
+    ReadSessionDep,
+    ReadUserDep,
+    ResourceId,
+    SessionDep,
+    UserDep,
+)
 from app.schemas.fields import Limit, Offset
 from app.schemas.page import Page
 from app.schemas.post import PostCreate, PostRead, PostWithAuthor
@@ -17,13 +24,11 @@ async def create_post(author: UserDep, data: PostCreate, session: SessionDep) ->
 
 @router.get("/users/{user_id}/posts", responses={404: {}})
 async def list_posts_by(
-    author: ReadUserDep, session: ReadSessionDep, limit: Limit = 50, offset: Offset = 0
+    author: ReadUserDep, connection: ReadConnectionDep, limit: Limit = 50, offset: Offset = 0
 ) -> Page[PostRead]:
-    found, total = await posts.list_posts_by(
-        session=session, author=author, limit=limit, offset=offset
+    return await posts.list_posts_by(
+        connection=connection, author_id=author.id, limit=limit, offset=offset
     )
-    items = [PostRead.model_validate(post) for post in found]
-    return Page(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/posts/{post_id}", responses={404: {}})

@@ -1,6 +1,6 @@
 from fastapi import APIRouter, HTTPException, status
 
-from app.api.deps import ReadSessionDep, ReadUserDep, SessionDep
+from app.api.deps import ReadConnectionDep, ReadUserDep, SessionDep
 from app.schemas.fields import Limit, Offset
 from app.schemas.page import Page
 from app.schemas.user import UserCreate, UserRead
@@ -20,13 +20,11 @@ async def create_user(data: UserCreate, session: SessionDep) -> UserRead:
 
 @router.get("")
 async def list_users(
-    session: ReadSessionDep, limit: Limit = 50, offset: Offset = 0
+    connection: ReadConnectionDep, limit: Limit = 50, offset: Offset = 0
 ) -> Page[UserRead]:
-    found, total = await users.list_users(session=session, limit=limit, offset=offset)
-    items = [UserRead.model_validate(user) for user in found]
-    return Page(items=items, total=total, limit=limit, offset=offset)
+    return await users.list_users(connection=connection, limit=limit, offset=offset)
 
 
 @router.get("/{user_id}", responses={404: {}})
 async def get_user(user: ReadUserDep) -> UserRead:
-    return UserRead.model_validate(user)
+    return user

@@ -1,16 +1,18 @@
-"""Read-only sessions (ReadSessionDep): each statement on its own, on the replica when one is
-configured and answers, on the primary otherwise or right after the client's own write."""
+"""Reads (ReadConnectionDep, ReadSessionDep): each statement on its own, on the replica when one
+is configured and answers, on the primary otherwise or right after the client's own write."""
 
 import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import TypeVar
 
 from fastapi import Request
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,19 +25,17 @@ logger = logging.getLogger(__name__)
 # The cookie a committed write sets (with a replica) so the client's next reads see it.
 READ_YOUR_WRITES_COOKIE = "read_primary"
 
+OpenedT = TypeVar("OpenedT", AsyncConnection, AsyncSession)
 
-def create_read_sessionmaker(
-    engine: AsyncEngine, settings: Settings
-) -> async_sessionmaker[AsyncSession]:
-    """Sessions that only read. Each statement runs on its own (autocommit): no BEGIN and no
-    COMMIT round trip. Behind PgBouncer in transaction mode they stay in a transaction: asyncpg
-    sends a statement as two exchanges (prepare, then execute), which PgBouncer may give to two
-    different server connections when no transaction holds them together."""
-    if not settings.db_pgbouncer:
-        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-    return async_sessionmaker(
-        engine, expire_on_commit=False, autoflush=False, sync_session_class=ReadOnlySession
-    )
+
+def read_engine(engine: AsyncEngine, settings: Settings) -> AsyncEngine:
+    """The engine's connections as reads use them: each statement on its own (autocommit), no
+    BEGIN and no COMMIT round trip. Behind PgBouncer in transaction mode they stay in a
+    transaction: asyncpg sends a statement as two exchanges (prepare, then execute), which
+    PgBouncer may give to two different server connections when no transaction holds them."""
+    if settings.db_pgbouncer:
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 class ReadOnlySession(Session):
@@ -48,22 +48,47 @@ def refuse_to_write(session: Session, *_: object) -> None:
     raise RuntimeError("a read-only session cannot write: use SessionDep for handlers that write")
 
 
+@dataclass(frozen=True)
+class _Database:
+    """One database as reads use it: its read engine, read-only sessions on it, its turns."""
+
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    queue: ConnectionQueue
+
+    @classmethod
+    def of(cls, engine: AsyncEngine, settings: Settings, queue: ConnectionQueue) -> "_Database":
+        reads = read_engine(engine, settings)
+        sessionmaker = async_sessionmaker(
+            reads, expire_on_commit=False, autoflush=False, sync_session_class=ReadOnlySession
+        )
+        return cls(reads, sessionmaker, queue)
+
+    async def connect(self, stack: AsyncExitStack) -> AsyncConnection:
+        return await stack.enter_async_context(self.engine.connect())
+
+    async def open_session(self, stack: AsyncExitStack) -> AsyncSession:
+        session = await stack.enter_async_context(self.sessionmaker())
+        await session.connection()  # connects now: a replica that cannot answer is found here
+        return session
+
+
 class Reads:
-    """Where read-only sessions come from: the replica when one is configured and answers, the
+    """Where reads get their connection: the replica when one is configured and answers, the
     primary otherwise. A replica that fails to connect is skipped for DB_REPLICA_RETRY_AFTER
     seconds (logged); the read that found it down goes to the primary."""
 
     def __init__(
         self,
         settings: Settings,
-        primary: async_sessionmaker[AsyncSession],
+        primary: AsyncEngine,
         queue: ConnectionQueue,
         replica: AsyncEngine | None = None,
     ) -> None:
-        self._primary = primary
-        self._queue = queue
-        self._replica = create_read_sessionmaker(replica, settings) if replica else None
-        self._replica_queue = ConnectionQueue(settings)
+        self._primary = _Database.of(primary, settings, queue)
+        self._replica = (
+            _Database.of(replica, settings, ConnectionQueue(settings)) if replica else None
+        )
         self._retry_after = settings.db_replica_retry_after
         self._replica_down_until = 0.0
 
@@ -92,40 +117,62 @@ class Reads:
         self._replica_down_until = time.monotonic() + self._retry_after
 
     @asynccontextmanager
+    async def connection(self, *, primary: bool = False) -> AsyncIterator[AsyncConnection]:
+        if primary or not self.replica_in_use:  # the common case, kept short: it is every read
+            async with self._primary.queue.turn(), self._primary.engine.connect() as connection:
+                yield connection
+            return
+        async with AsyncExitStack() as stack:
+            yield await self._open(stack, _Database.connect)
+
+    @asynccontextmanager
     async def session(self, *, primary: bool = False) -> AsyncIterator[AsyncSession]:
         async with AsyncExitStack() as stack:
-            session = None
-            if self._replica is not None and not primary and self.replica_in_use:
-                session = await self._replica_session(stack, self._replica)
-            if session is None:
-                await stack.enter_async_context(self._queue.turn())
-                session = await stack.enter_async_context(self._primary())
-            yield session
+            yield await self._open(stack, _Database.open_session, primary=primary)
 
-    async def _replica_session(
-        self, stack: AsyncExitStack, replica: async_sessionmaker[AsyncSession]
-    ) -> AsyncSession | None:
-        """A session on a connection of the replica, or None when it cannot connect."""
-        attempt = AsyncExitStack()
-        try:
-            await attempt.enter_async_context(self._replica_queue.turn())
-            session = await attempt.enter_async_context(replica())
-            async with asyncio.timeout(PROBE_SECONDS):
-                await session.connection()
-        except Exception as error:  # any failure to connect: the primary serves this read
-            await attempt.aclose()
-            self._mark_replica_down(type(error).__name__)
-            return None
-        stack.push_async_exit(attempt)
-        return session
+    async def _open(
+        self,
+        stack: AsyncExitStack,
+        opener: Callable[[_Database, AsyncExitStack], Awaitable[OpenedT]],
+        *,
+        primary: bool = False,
+    ) -> OpenedT:
+        """What `opener` opens on the replica, or on the primary when the replica is not to be
+        used or cannot connect."""
+        if self._replica is not None and not primary and self.replica_in_use:
+            attempt = AsyncExitStack()
+            try:
+                await attempt.enter_async_context(self._replica.queue.turn())
+                async with asyncio.timeout(PROBE_SECONDS):
+                    opened = await opener(self._replica, attempt)
+            except Exception as error:  # any failure to connect: the primary serves this read
+                await attempt.aclose()
+                self._mark_replica_down(type(error).__name__)
+            else:
+                stack.push_async_exit(attempt)
+                return opened
+        await stack.enter_async_context(self._primary.queue.turn())
+        return await opener(self._primary, stack)
+
+
+def _wants_primary(request: Request, reads: Reads) -> bool:
+    """A client that wrote within DB_READ_YOUR_WRITES seconds carries the cookie its write set."""
+    return reads.replica_configured and READ_YOUR_WRITES_COOKIE in request.cookies
+
+
+async def get_read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A connection for reads that need rows, not objects: on the replica when one is
+    configured, except for a client that has just written."""
+    reads: Reads = request.app.state.reads
+    async with reads.connection(primary=_wants_primary(request, reads)) as connection:
+        yield connection
 
 
 async def get_read_db(request: Request) -> AsyncIterator[AsyncSession]:
-    """A read-only session: on the replica when one is configured, except for a client that
-    wrote within DB_READ_YOUR_WRITES seconds (it carries the cookie its write set)."""
+    """A read-only session, for reads that need ORM objects (a relationship to load): on the
+    replica when one is configured, except for a client that has just written."""
     reads: Reads = request.app.state.reads
-    primary = reads.replica_configured and READ_YOUR_WRITES_COOKIE in request.cookies
-    async with reads.session(primary=primary) as session:
+    async with reads.session(primary=_wants_primary(request, reads)) as session:
         yield session
 
 

@@ -1,10 +1,15 @@
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.models import Post, User
-from app.schemas.post import PostCreate
-from app.services.pages import fetch_page
+from app.schemas.page import Page
+from app.schemas.post import PostCreate, PostRead
+from app.services.pages import PageQuery
+
+POST_PAGES_BY_AUTHOR = PageQuery(
+    select(Post).where(Post.author_id == bindparam("author_id")).order_by(Post.id)
+)
 
 
 async def create_post(*, session: AsyncSession, author: User, data: PostCreate) -> Post:
@@ -15,14 +20,16 @@ async def create_post(*, session: AsyncSession, author: User, data: PostCreate) 
 
 
 async def get_post_with_author(*, session: AsyncSession, post_id: int) -> Post | None:
+    """The post as an ORM object with its author loaded (a second query, by primary key)."""
     return await session.scalar(
         select(Post).where(Post.id == post_id).options(selectinload(Post.author))
     )
 
 
 async def list_posts_by(
-    *, session: AsyncSession, author: User, limit: int, offset: int
-) -> tuple[list[Post], int]:
+    *, connection: AsyncConnection, author_id: int, limit: int, offset: int
+) -> Page[PostRead]:
     """A page of the author's posts in id order, and how many posts the author has."""
-    query = select(Post).where(Post.author_id == author.id).order_by(Post.id)
-    return await fetch_page(session=session, query=query, limit=limit, offset=offset)
+    return await POST_PAGES_BY_AUTHOR.fetch(
+        connection, PostRead, limit=limit, offset=offset, author_id=author_id
+    )

@@ -1,14 +1,19 @@
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db.errors import violated_constraint
 from app.models import User
-from app.schemas.user import UserCreate
-from app.services.pages import fetch_page
+from app.schemas.page import Page
+from app.schemas.user import UserCreate, UserRead
+from app.services.pages import PageQuery
 
 # Named by the naming convention of app.db.base (uq_<table>_<column>).
 EMAIL_CONSTRAINT = "uq_users_email"
+
+# Reads: statements built once (see app.services.pages.PageQuery), rows validated into schemas.
+USER_BY_ID = select(User).where(User.id == bindparam("user_id"))
+USER_PAGES = PageQuery(select(User).order_by(User.id))
 
 
 class EmailAlreadyRegisteredError(Exception):
@@ -31,10 +36,15 @@ async def create_user(*, session: AsyncSession, data: UserCreate) -> User:
 
 
 async def get_user(*, session: AsyncSession, user_id: int) -> User | None:
+    """The user as an object of the unit of work, to change or to refer to."""
     return await session.get(User, user_id)
 
 
-async def list_users(*, session: AsyncSession, limit: int, offset: int) -> tuple[list[User], int]:
+async def read_user(*, connection: AsyncConnection, user_id: int) -> UserRead | None:
+    row = (await connection.execute(USER_BY_ID, {"user_id": user_id})).first()
+    return None if row is None else UserRead.model_validate(row)
+
+
+async def list_users(*, connection: AsyncConnection, limit: int, offset: int) -> Page[UserRead]:
     """A page of users in id order, and how many users there are."""
-    query = select(User).order_by(User.id)
-    return await fetch_page(session=session, query=query, limit=limit, offset=offset)
+    return await USER_PAGES.fetch(connection, UserRead, limit=limit, offset=offset)

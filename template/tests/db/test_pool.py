@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.api.deps import ReadSessionDep, SessionDep
+from app.api.deps import ReadConnectionDep, ReadSessionDep, SessionDep
 from app.config import Settings
 from app.db.session import ConnectionQueue
 from app.main import create_app
@@ -63,8 +63,8 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced_without_a_f
     pooled_app: FastAPI, fixture_engine: AsyncEngine
 ) -> None:
     @pooled_app.get("/backend")
-    async def backend(session: ReadSessionDep) -> int:
-        pid: int = await session.scalar(text("SELECT pg_backend_pid()"))
+    async def backend(connection: ReadConnectionDep) -> int:
+        pid: int = await connection.scalar(text("SELECT pg_backend_pid()"))
         return pid
 
     async with AsyncClient(transport=ASGITransport(app=pooled_app), base_url="http://t") as client:
@@ -109,38 +109,49 @@ async def test_an_idle_connection_is_pinged_before_reuse_only_after_the_threshol
     assert len(pings) == 1
 
 
-async def test_a_read_session_runs_each_statement_without_begin(pooled_app: FastAPI) -> None:
-    @pooled_app.get("/statements-alone")
-    async def statements_alone(session: ReadSessionDep) -> int:
+def add_transaction_counters(app: FastAPI) -> None:
+    """GET /transactions/<dependency>: in how many transactions two statements ran."""
+
+    @app.get("/transactions/read-connection")
+    async def on_a_read_connection(connection: ReadConnectionDep) -> int:
+        return len({await connection.scalar(TRANSACTION_ID) for _ in range(2)})
+
+    @app.get("/transactions/read-session")
+    async def in_a_read_session(session: ReadSessionDep) -> int:
         return len({await session.scalar(TRANSACTION_ID) for _ in range(2)})
 
-    @pooled_app.get("/statements-in-a-unit-of-work")
-    async def statements_in_a_unit_of_work(session: SessionDep) -> int:
+    @app.get("/transactions/unit-of-work")
+    async def in_a_unit_of_work(session: SessionDep) -> int:
         return len({await session.scalar(TRANSACTION_ID) for _ in range(2)})
 
+
+@pytest.mark.parametrize(
+    ("dependency", "transactions"),
+    [("read-connection", 2), ("read-session", 2), ("unit-of-work", 1)],
+)
+async def test_reads_run_each_statement_without_begin(
+    pooled_app: FastAPI, dependency: str, transactions: int
+) -> None:
+    add_transaction_counters(pooled_app)
     async with AsyncClient(transport=ASGITransport(app=pooled_app), base_url="http://t") as client:
-        alone = await client.get("/statements-alone")
-        in_a_unit_of_work = await client.get("/statements-in-a-unit-of-work")
+        response = await client.get(f"/transactions/{dependency}")
 
-    assert alone.json() == 2  # transactions: each statement on its own
-    assert in_a_unit_of_work.json() == 1
+    assert response.json() == transactions  # 2: each statement on its own
 
 
-async def test_behind_pgbouncer_a_read_session_keeps_its_statements_in_a_transaction(
-    settings: Settings,
+@pytest.mark.parametrize("dependency", ["read-connection", "read-session"])
+async def test_behind_pgbouncer_reads_keep_their_statements_in_a_transaction(
+    settings: Settings, dependency: str
 ) -> None:
     """asyncpg's prepare and execute must reach the same server connection through PgBouncer."""
     app = create_app(pooled(settings, db_pgbouncer=True))
-
-    @app.get("/statements-alone")
-    async def statements_alone(session: ReadSessionDep) -> int:
-        return len({await session.scalar(TRANSACTION_ID) for _ in range(2)})
+    add_transaction_counters(app)
 
     async with (
         app.router.lifespan_context(app),
         AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client,
     ):
-        response = await client.get("/statements-alone")
+        response = await client.get(f"/transactions/{dependency}")
 
     assert response.json() == 1  # transaction
 
