@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from fastapi import Request
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import UpdateBase
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,12 +31,19 @@ OpenedT = TypeVar("OpenedT", AsyncConnection, AsyncSession)
 
 def read_engine(engine: AsyncEngine, settings: Settings) -> AsyncEngine:
     """The engine's connections as reads use them: each statement on its own (autocommit), no
-    BEGIN and no COMMIT round trip. Behind PgBouncer in transaction mode they stay in a
-    transaction: asyncpg sends a statement as two exchanges (prepare, then execute), which
-    PgBouncer may give to two different server connections when no transaction holds them."""
-    if settings.db_pgbouncer:
-        return engine
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
+    BEGIN and no COMMIT round trip, and no INSERT, UPDATE or DELETE. Behind PgBouncer in
+    transaction mode they stay in a transaction: asyncpg sends a statement as two exchanges
+    (prepare, then execute), which PgBouncer may give to two different server connections when
+    no transaction holds them together."""
+    options = {} if settings.db_pgbouncer else {"isolation_level": "AUTOCOMMIT"}
+    reads = engine.execution_options(**options)  # a view of the same pool
+    event.listen(reads.sync_engine, "before_execute", refuse_to_write_statement)
+    return reads
+
+
+def refuse_to_write_statement(connection: Connection, statement: object, *_: object) -> None:
+    if isinstance(statement, UpdateBase):
+        raise RuntimeError("a read connection cannot write: use SessionDep for handlers that write")
 
 
 class ReadOnlySession(Session):

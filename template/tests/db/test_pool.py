@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from pydantic import SecretStr
-from sqlalchemy import event, text
+from sqlalchemy import event, insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.api.deps import ReadConnectionDep, ReadSessionDep, SessionDep
@@ -156,19 +156,26 @@ async def test_behind_pgbouncer_reads_keep_their_statements_in_a_transaction(
     assert response.json() == 1  # transaction
 
 
-async def test_a_read_session_refuses_to_write(pooled_app: FastAPI) -> None:
+async def test_reads_refuse_to_write(pooled_app: FastAPI, fixture_engine: AsyncEngine) -> None:
     from app.models import User
 
-    @pooled_app.post("/write-through-a-read-session")
-    async def write(session: ReadSessionDep) -> None:
+    @pooled_app.post("/write/read-session")
+    async def through_a_read_session(session: ReadSessionDep) -> None:
         session.add(User(email="never@example.com", name="N"))
         await session.flush()
 
+    @pooled_app.post("/write/read-connection")
+    async def through_a_read_connection(connection: ReadConnectionDep) -> None:
+        await connection.execute(insert(User).values(email="never@example.com", name="N"))
+
     transport = ASGITransport(app=pooled_app, raise_app_exceptions=False)
     async with AsyncClient(transport=transport, base_url="http://t") as client:
-        response = await client.post("/write-through-a-read-session")
+        session = await client.post("/write/read-session")
+        connection = await client.post("/write/read-connection")
+    async with fixture_engine.connect() as check:
+        stored = await check.scalar(text("SELECT count(*) FROM users WHERE name = 'N'"))
 
-    assert response.status_code == 500
+    assert (session.status_code, connection.status_code, stored) == (500, 500, 0)
 
 
 async def test_ready_answers_while_requests_hold_every_connection(settings: Settings) -> None:
