@@ -31,6 +31,8 @@ request_logger = logging.getLogger("app.requests")
 
 def redact(text: str) -> str:
     """`text` with the password of any URL in it replaced by ***."""
+    if "@" not in text:  # most lines: no search at all (a request's line is on every request)
+        return text
     return _URL_PASSWORD.sub(r"\g<scheme>:***@", text)
 
 
@@ -100,6 +102,8 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
         root.removeHandler(previous)
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+    # Neither format prints them; each record would look them up (a request logs one record).
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     # uvicorn's own handlers would print its lines in its format; its access log would repeat
     # what the request line says, with the raw path and query string.
     for name in ("uvicorn", "uvicorn.error"):

@@ -310,7 +310,8 @@ def render_schema(resource: Resource, references: dict[str, Reference]) -> str:
 def render_service(resource: Resource) -> str:
     imports = Imports()
     imports.add("sqlalchemy", "select")
-    imports.add("sqlalchemy.ext.asyncio", "AsyncConnection", "AsyncSession")
+    imports.add("sqlalchemy.ext.asyncio", "AsyncSession")
+    imports.add("app.db.reads", "Reader")
     imports.add(f"app.models.{resource.name}", resource.class_name)
     imports.add("app.schemas.page", "Page")
     imports.add(

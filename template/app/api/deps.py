@@ -3,9 +3,9 @@
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, status
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.reads import get_read_connection, get_read_db
+from app.db.reads import Reader, get_read_db, get_reader
 from app.db.session import get_db
 from app.models import User
 from app.schemas.fields import INT4_MAX
@@ -16,10 +16,9 @@ from app.services import users
 # scope="function" ends it (commit or rollback) before the response is sent.
 SessionDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
 # For handlers that only read: each statement on its own (no BEGIN/COMMIT round trips), on the
-# replica when one is configured; the connection goes back before the response is sent.
-# Rows validated into response schemas: the lean path, for most reads.
-ReadConnectionDep = Annotated[AsyncConnection, Depends(get_read_connection, scope="function")]
-# ORM objects, for reads that load relationships; a session costs more CPU than a connection.
+# replica when one is configured. Rows validated into response schemas: the lean path.
+ReaderDep = Annotated[Reader, Depends(get_reader)]
+# ORM objects, for reads that load relationships; a session costs more CPU than a Reader.
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_db, scope="function")]
 ResourceId = Annotated[int, Path(ge=1, le=INT4_MAX)]
 NOT_FOUND = "user not found"
@@ -32,8 +31,8 @@ async def get_user_or_404(user_id: ResourceId, session: SessionDep) -> User:
     return user
 
 
-async def read_user_or_404(user_id: ResourceId, connection: ReadConnectionDep) -> UserRead:
-    user = await users.read_user(connection=connection, user_id=user_id)
+async def read_user_or_404(user_id: ResourceId, reader: ReaderDep) -> UserRead:
+    user = await users.read_user(reader=reader, user_id=user_id)
     if user is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
     return user

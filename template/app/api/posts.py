@@ -1,7 +1,7 @@
 from fastapi import APIRouter, HTTPException, status
 
 from app.api.deps import (
-    ReadConnectionDep,
+    ReaderDep,
     ReadSessionDep,
     ReadUserDep,
     ResourceId,
@@ -24,11 +24,9 @@ async def create_post(author: UserDep, data: PostCreate, session: SessionDep) ->
 
 @router.get("/users/{user_id}/posts", responses={404: {}})
 async def list_posts_by(
-    author: ReadUserDep, connection: ReadConnectionDep, limit: Limit = 50, offset: Offset = 0
+    author: ReadUserDep, reader: ReaderDep, limit: Limit = 50, offset: Offset = 0
 ) -> Page[PostRead]:
-    return await posts.list_posts_by(
-        connection=connection, author_id=author.id, limit=limit, offset=offset
-    )
+    return await posts.list_posts_by(reader=reader, author_id=author.id, limit=limit, offset=offset)
 
 
 @router.get("/posts/{post_id}", responses={404: {}})

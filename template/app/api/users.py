@@ -1,6 +1,6 @@
 from fastapi import APIRouter, HTTPException, status
 
-from app.api.deps import ReadConnectionDep, ReadUserDep, SessionDep
+from app.api.deps import ReaderDep, ReadUserDep, SessionDep
 from app.schemas.fields import Limit, Offset
 from app.schemas.page import Page
 from app.schemas.user import UserCreate, UserRead
@@ -19,10 +19,8 @@ async def create_user(data: UserCreate, session: SessionDep) -> UserRead:
 
 
 @router.get("")
-async def list_users(
-    connection: ReadConnectionDep, limit: Limit = 50, offset: Offset = 0
-) -> Page[UserRead]:
-    return await users.list_users(connection=connection, limit=limit, offset=offset)
+async def list_users(reader: ReaderDep, limit: Limit = 50, offset: Offset = 0) -> Page[UserRead]:
+    return await users.list_users(reader=reader, limit=limit, offset=offset)
 
 
 @router.get("/{user_id}", responses={404: {}})

@@ -1,17 +1,18 @@
-"""Reads (ReadConnectionDep, ReadSessionDep): each statement on its own, on the replica when one
-is configured and answers, on the primary otherwise or right after the client's own write."""
+"""Reads (ReaderDep, ReadSessionDep): each statement on its own, on the replica when one is
+configured and answers, on the primary otherwise or right after the client's own write."""
 
 import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from functools import partial
+from typing import Any, TypeVar
 
 from fastapi import Request
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, Executable, Row, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import UpdateBase
@@ -168,12 +169,28 @@ def _wants_primary(request: Request, reads: Reads) -> bool:
     return reads.replica_configured and READ_YOUR_WRITES_COOKIE in request.cookies
 
 
-async def get_read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    """A connection for reads that need rows, not objects: on the replica when one is
-    configured, except for a client that has just written."""
+class Reader:
+    """Runs a request's read statements, each on a pooled connection taken for that statement
+    only (as asyncpg's `pool.fetch` does): reads run on their own anyway, so nothing is lost,
+    and no connection waits idle while the handler builds its response."""
+
+    def __init__(self, connect: Callable[[], AbstractAsyncContextManager[AsyncConnection]]) -> None:
+        self._connect = connect
+
+    async def all(self, statement: Executable, **parameters: Any) -> Sequence[Row[Any]]:
+        async with self._connect() as connection:
+            return (await connection.execute(statement, parameters)).all()
+
+    async def first(self, statement: Executable, **parameters: Any) -> Row[Any] | None:
+        async with self._connect() as connection:
+            return (await connection.execute(statement, parameters)).first()
+
+
+async def get_reader(request: Request) -> Reader:
+    """Reads that need rows, not objects: on the replica when one is configured, except for a
+    client that has just written."""
     reads: Reads = request.app.state.reads
-    async with reads.connection(primary=_wants_primary(request, reads)) as connection:
-        yield connection
+    return Reader(partial(reads.connection, primary=_wants_primary(request, reads)))
 
 
 async def get_read_db(request: Request) -> AsyncIterator[AsyncSession]:

@@ -4,8 +4,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import Select, bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.db.reads import Reader
 from app.schemas.page import Page
 
 ItemT = TypeVar("ItemT", bound=BaseModel)
@@ -28,7 +28,7 @@ class PageQuery:
 
     async def fetch(
         self,
-        connection: AsyncConnection,
+        reader: Reader,
         item: type[ItemT],
         *,
         limit: int,
@@ -37,13 +37,13 @@ class PageQuery:
     ) -> Page[ItemT]:
         """Rows `offset` to `offset + limit`, each validated into `item`, and the total; the
         query's own bind parameters come as keywords."""
-        page = {"limit": limit, "offset": offset, **parameters}
-        rows = (await connection.execute(self._page, page)).all()
+        rows = await reader.all(self._page, limit=limit, offset=offset, **parameters)
         if rows:
             total = int(rows[0].total)
         elif offset == 0:
             total = 0
         else:
-            total = int((await connection.execute(self._count, parameters)).scalar_one())
+            counted = await reader.first(self._count, **parameters)
+            total = int(counted[0]) if counted else 0
         items = [item.model_validate(row) for row in rows]
         return Page(items=items, total=total, limit=limit, offset=offset)

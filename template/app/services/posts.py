@@ -1,7 +1,8 @@
 from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from app.db.reads import Reader
 from app.models import Post, User
 from app.schemas.page import Page
 from app.schemas.post import PostCreate, PostRead
@@ -27,9 +28,9 @@ async def get_post_with_author(*, session: AsyncSession, post_id: int) -> Post |
 
 
 async def list_posts_by(
-    *, connection: AsyncConnection, author_id: int, limit: int, offset: int
+    *, reader: Reader, author_id: int, limit: int, offset: int
 ) -> Page[PostRead]:
     """A page of the author's posts in id order, and how many posts the author has."""
     return await POST_PAGES_BY_AUTHOR.fetch(
-        connection, PostRead, limit=limit, offset=offset, author_id=author_id
+        reader, PostRead, limit=limit, offset=offset, author_id=author_id
     )

@@ -1,8 +1,9 @@
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.errors import violated_constraint
+from app.db.reads import Reader
 from app.models import User
 from app.schemas.page import Page
 from app.schemas.user import UserCreate, UserRead
@@ -40,11 +41,11 @@ async def get_user(*, session: AsyncSession, user_id: int) -> User | None:
     return await session.get(User, user_id)
 
 
-async def read_user(*, connection: AsyncConnection, user_id: int) -> UserRead | None:
-    row = (await connection.execute(USER_BY_ID, {"user_id": user_id})).first()
+async def read_user(*, reader: Reader, user_id: int) -> UserRead | None:
+    row = await reader.first(USER_BY_ID, user_id=user_id)
     return None if row is None else UserRead.model_validate(row)
 
 
-async def list_users(*, connection: AsyncConnection, limit: int, offset: int) -> Page[UserRead]:
+async def list_users(*, reader: Reader, limit: int, offset: int) -> Page[UserRead]:
     """A page of users in id order, and how many users there are."""
-    return await USER_PAGES.fetch(connection, UserRead, limit=limit, offset=offset)
+    return await USER_PAGES.fetch(reader, UserRead, limit=limit, offset=offset)

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from sqlalchemy import event, insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.api.deps import ReadConnectionDep, ReadSessionDep, SessionDep
+from app.api.deps import ReaderDep, ReadSessionDep, SessionDep
 from app.config import Settings
 from app.db.session import ConnectionQueue
 from app.main import create_app
@@ -63,8 +63,10 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced_without_a_f
     pooled_app: FastAPI, fixture_engine: AsyncEngine
 ) -> None:
     @pooled_app.get("/backend")
-    async def backend(connection: ReadConnectionDep) -> int:
-        pid: int = await connection.scalar(text("SELECT pg_backend_pid()"))
+    async def backend(reader: ReaderDep) -> int:
+        row = await reader.first(text("SELECT pg_backend_pid()"))
+        assert row is not None
+        pid: int = row[0]
         return pid
 
     async with AsyncClient(transport=ASGITransport(app=pooled_app), base_url="http://t") as client:
@@ -112,9 +114,9 @@ async def test_an_idle_connection_is_pinged_before_reuse_only_after_the_threshol
 def add_transaction_counters(app: FastAPI) -> None:
     """GET /transactions/<dependency>: in how many transactions two statements ran."""
 
-    @app.get("/transactions/read-connection")
-    async def on_a_read_connection(connection: ReadConnectionDep) -> int:
-        return len({await connection.scalar(TRANSACTION_ID) for _ in range(2)})
+    @app.get("/transactions/reader")
+    async def by_a_reader(reader: ReaderDep) -> int:
+        return len({await reader.first(TRANSACTION_ID) for _ in range(2)})
 
     @app.get("/transactions/read-session")
     async def in_a_read_session(session: ReadSessionDep) -> int:
@@ -127,7 +129,7 @@ def add_transaction_counters(app: FastAPI) -> None:
 
 @pytest.mark.parametrize(
     ("dependency", "transactions"),
-    [("read-connection", 2), ("read-session", 2), ("unit-of-work", 1)],
+    [("reader", 2), ("read-session", 2), ("unit-of-work", 1)],
 )
 async def test_reads_run_each_statement_without_begin(
     pooled_app: FastAPI, dependency: str, transactions: int
@@ -139,21 +141,27 @@ async def test_reads_run_each_statement_without_begin(
     assert response.json() == transactions  # 2: each statement on its own
 
 
-@pytest.mark.parametrize("dependency", ["read-connection", "read-session"])
 async def test_behind_pgbouncer_reads_keep_their_statements_in_a_transaction(
-    settings: Settings, dependency: str
+    settings: Settings,
 ) -> None:
     """asyncpg's prepare and execute must reach the same server connection through PgBouncer."""
     app = create_app(pooled(settings, db_pgbouncer=True))
     add_transaction_counters(app)
 
+    @app.get("/transaction-begun-before-the-statement")
+    async def begun_before(reader: ReaderDep) -> bool:
+        row = await reader.first(text("SELECT now() < statement_timestamp()"))
+        return bool(row and row[0])
+
     async with (
         app.router.lifespan_context(app),
         AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client,
     ):
-        response = await client.get(f"/transactions/{dependency}")
+        session = await client.get("/transactions/read-session")
+        reader = await client.get("/transaction-begun-before-the-statement")
 
-    assert response.json() == 1  # transaction
+    assert session.json() == 1  # the session's statements share its transaction
+    assert reader.json() is True  # BEGIN came first: prepare and execute share a transaction
 
 
 async def test_reads_refuse_to_write(pooled_app: FastAPI, fixture_engine: AsyncEngine) -> None:
@@ -164,18 +172,20 @@ async def test_reads_refuse_to_write(pooled_app: FastAPI, fixture_engine: AsyncE
         session.add(User(email="never@example.com", name="N"))
         await session.flush()
 
-    @pooled_app.post("/write/read-connection")
-    async def through_a_read_connection(connection: ReadConnectionDep) -> None:
-        await connection.execute(insert(User).values(email="never@example.com", name="N"))
+    @pooled_app.post("/write/reader")
+    async def through_a_reader(reader: ReaderDep) -> None:
+        await reader.all(
+            insert(User).values(email="never@example.com", name="N").returning(User.id)
+        )
 
     transport = ASGITransport(app=pooled_app, raise_app_exceptions=False)
     async with AsyncClient(transport=transport, base_url="http://t") as client:
         session = await client.post("/write/read-session")
-        connection = await client.post("/write/read-connection")
+        reader = await client.post("/write/reader")
     async with fixture_engine.connect() as check:
         stored = await check.scalar(text("SELECT count(*) FROM users WHERE name = 'N'"))
 
-    assert (session.status_code, connection.status_code, stored) == (500, 500, 0)
+    assert (session.status_code, reader.status_code, stored) == (500, 500, 0)
 
 
 async def test_ready_answers_while_requests_hold_every_connection(settings: Settings) -> None:
