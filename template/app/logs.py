@@ -102,8 +102,6 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
         root.removeHandler(previous)
     root.addHandler(handler)
     root.setLevel(settings.log_level)
-    # Neither format prints them; each record would look them up (a request logs one record).
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     # uvicorn's own handlers would print its lines in its format; its access log would repeat
     # what the request line says, with the raw path and query string.
     for name in ("uvicorn", "uvicorn.error"):
