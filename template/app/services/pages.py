@@ -21,8 +21,9 @@ class PageQuery:
     carry it, counts apart. PostgreSQL still reads every matching row to count them: keep list
     filters selective."""
 
-    def __init__(self, query: Select[Any]) -> None:
-        total = func.count().over().label("total")
+    def __init__(self, query: Select[*tuple[Any, ...]]) -> None:
+        # An unusual label, read by position: a column of the query named `total` stays itself.
+        total = func.count().over().label("page_total_")
         self._page = query.add_columns(total).limit(bindparam("limit")).offset(bindparam("offset"))
         self._count = select(func.count()).select_from(query.order_by(None).subquery())
 
@@ -39,7 +40,7 @@ class PageQuery:
         query's own bind parameters come as keywords."""
         rows = await reader.all(self._page, limit=limit, offset=offset, **parameters)
         if rows:
-            total = int(rows[0].total)
+            total = int(rows[0][-1])
         elif offset == 0:
             total = 0
         else:
