@@ -13,8 +13,8 @@ ItemT = TypeVar("ItemT", bound=BaseModel)
 
 class PageQuery:
     """A list query, built once at import like every read statement of the services: a
-    statement built per request costs more CPU than its round trip (SQLAlchemy rebuilds and
-    hashes it to find its compiled SQL), one built once is found in the cache at no cost.
+    statement built per request costs more CPU than its round trip (SQLAlchemy builds and
+    hashes it again to find its compiled SQL); one built once keeps its cache key.
 
     A page carries its total as `count(*) OVER ()` in the same statement (windows are computed
     before LIMIT), so it costs no second query; only a page past the end, which has no row to
