@@ -177,11 +177,11 @@ class Reader:
     def __init__(self, connect: Callable[[], AbstractAsyncContextManager[AsyncConnection]]) -> None:
         self._connect = connect
 
-    async def all(self, statement: Executable, **parameters: Any) -> Sequence[Row[Any]]:
+    async def all(self, statement: Executable, /, **parameters: Any) -> Sequence[Row[Any]]:
         async with self._connect() as connection:
             return (await connection.execute(statement, parameters)).all()
 
-    async def first(self, statement: Executable, **parameters: Any) -> Row[Any] | None:
+    async def first(self, statement: Executable, /, **parameters: Any) -> Row[Any] | None:
         async with self._connect() as connection:
             return (await connection.execute(statement, parameters)).first()
 

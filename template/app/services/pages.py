@@ -31,6 +31,7 @@ class PageQuery:
         self,
         reader: Reader,
         item: type[ItemT],
+        /,
         *,
         limit: int,
         offset: int,
