@@ -21,20 +21,20 @@ ReaderDep = Annotated[Reader, Depends(get_reader)]
 # ORM objects, for reads that load relationships; a session costs more CPU than a Reader.
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_db, scope="function")]
 ResourceId = Annotated[int, Path(ge=1, le=INT4_MAX)]
-NOT_FOUND = "user not found"
+USER_NOT_FOUND = "user not found"
 
 
 async def get_user_or_404(user_id: ResourceId, session: SessionDep) -> User:
     user = await users.get_user(session=session, user_id=user_id)
     if user is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
+        raise HTTPException(status.HTTP_404_NOT_FOUND, USER_NOT_FOUND)
     return user
 
 
 async def read_user_or_404(user_id: ResourceId, reader: ReaderDep) -> UserRead:
     user = await users.read_user(reader=reader, user_id=user_id)
     if user is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
+        raise HTTPException(status.HTTP_404_NOT_FOUND, USER_NOT_FOUND)
     return user
 
 
