@@ -77,7 +77,7 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[PoolProxiedCon
     try:
         yield pooled
     finally:
-        await greenlet_spawn(pooled.close)
+        await driver.give_back(pooled)
 
 
 class ReadOnlySession(Session):
