@@ -77,7 +77,7 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[PoolProxiedCon
     try:
         yield pooled
     finally:
-        await driver.give_back(pooled)
+        await greenlet_spawn(pooled.close)
 
 
 class ReadOnlySession(Session):
