@@ -136,8 +136,17 @@ class Reads:
         )
         self._retry_after = settings.db_replica_retry_after
         self._replica_down_until = 0.0
-        # Behind PgBouncer reads stay in a transaction (see read_engine): SQLAlchemy runs them.
-        self.in_transactions = settings.db_pgbouncer
+        # A Reader keeps nothing of a request: one for any client, one for a client that has just
+        # written. Behind PgBouncer reads stay in a transaction (see read_engine): SQLAlchemy runs
+        # them all.
+        self._readers = [
+            Reader(
+                self.engine,
+                partial(self.connection, primary=primary),
+                None if settings.db_pgbouncer else partial(self.driver_connection, primary=primary),
+            )
+            for primary in (False, True)
+        ]
 
     @property
     def replica_configured(self) -> bool:
@@ -162,6 +171,9 @@ class Reads:
             self._retry_after,
         )
         self._replica_down_until = time.monotonic() + self._retry_after
+
+    def reader(self, *, primary: bool = False) -> "Reader":
+        return self._readers[primary]
 
     @property
     def engine(self) -> AsyncEngine:
@@ -365,12 +377,7 @@ async def get_reader(request: Request) -> Reader:
     """Reads that need rows, not objects: on the replica when one is configured, except for a
     client that has just written."""
     reads: Reads = request.app.state.reads
-    primary = _wants_primary(request, reads)
-    return Reader(
-        reads.engine,
-        partial(reads.connection, primary=primary),
-        None if reads.in_transactions else partial(reads.driver_connection, primary=primary),
-    )
+    return reads.reader(primary=_wants_primary(request, reads))
 
 
 async def get_read_db(request: Request) -> AsyncIterator[AsyncSession]:
