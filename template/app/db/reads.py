@@ -320,8 +320,8 @@ def _plain(type_: Any, dialect: Dialect) -> bool:
     )
 
 
-# Statements are planned the second time they run: one built per request and run once never is
-# (SQLAlchemy's own cache serves it), one built at import is planned once.
+# Statements seen once are planned the second time they run: a statement built per request is
+# never planned (SQLAlchemy's cache serves it), one built at import is planned once.
 _SEEN_ONCE = object()
 _plans: "weakref.WeakKeyDictionary[Executable, object]" = weakref.WeakKeyDictionary()
 
