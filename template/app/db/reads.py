@@ -27,7 +27,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, InvalidRequestError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import PoolProxiedConnection
@@ -240,34 +240,12 @@ _PLAIN_TYPES = (Integer, String, Boolean, DateTime, Date, Time, Uuid)
 
 
 @dataclass(frozen=True)
-class _Bind:
-    """A parameter of a planned statement: its name in the SQL, the key callers pass it by, the
-    value the statement carries, and how the driver wants it."""
-
-    name: str
-    key: str
-    required: bool
-    value: Any
-    convert: Callable[[Any], Any] | None
-
-    def sent(self, values: dict[str, Any]) -> Any:
-        if self.key in values:
-            value = values[self.key]
-        elif self.required:
-            raise InvalidRequestError(f"A value is required for bind parameter {self.key!r}")
-        else:
-            value = self.value
-        return value if self.convert is None else self.convert(value)
-
-
-@dataclass(frozen=True)
 class _Plan:
-    """A read statement compiled once for the driver: its SQL, its parameters, the names of its
-    columns. Nothing in it refers back to the statement, so a plan never keeps one alive."""
+    """A read statement compiled once for the driver: its SQL, how its parameters are sent, the
+    names of its columns."""
 
-    sql: str
-    binds: tuple[_Bind, ...]
-    positional: bool
+    compiled: SQLCompiler
+    converters: Mapping[str, Callable[[Any], Any]]
     keys: tuple[str, ...]
 
     @classmethod
@@ -285,31 +263,26 @@ class _Plan:
             compiled.post_compile_params  # IN lists and the like: the SQL changes per execution
             or compiled.literal_execute_params
             or compiled.escaped_bind_names
-            or any(bind.callable is not None for bind in compiled.bind_names)
             or len(set(keys)) != len(keys)
             or not all(_plain(column.type, dialect) for column in columns)
         ):
             return None
-        by_name = {name: bind for bind, name in compiled.bind_names.items()}
-        order = compiled.positiontup if compiled.positional else list(by_name)
-        binds = tuple(
-            _Bind(
-                name,
-                by_name[name].key,
-                by_name[name].required,
-                by_name[name].value,
-                by_name[name].type.dialect_impl(dialect).bind_processor(dialect),
-            )
-            for name in order or ()
-        )
-        return cls(compiled.string, binds, compiled.positional, keys)
+        converters = {
+            name: converter
+            for bind, name in compiled.bind_names.items()
+            if (converter := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        }
+        return cls(compiled, converters, keys)
 
     def parameters(self, values: dict[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
         """The statement's parameters as the driver takes them, each converted as SQLAlchemy
         would; the statement's own values (`where(User.id == 1)`) included."""
-        if self.positional:
-            return [bind.sent(values) for bind in self.binds]
-        return {bind.name: bind.sent(values) for bind in self.binds}
+        named = self.compiled.construct_params(values, escape_names=False)
+        for name, convert in self.converters.items():
+            named[name] = convert(named[name])
+        if self.compiled.positiontup is None:
+            return named
+        return [named[name] for name in self.compiled.positiontup]
 
 
 def _plain(type_: Any, dialect: Dialect) -> bool:
@@ -366,7 +339,7 @@ class Reader:
         sent = plan.parameters(parameters)
         async with self._driver() as pooled:
             try:
-                rows = await driver.fetch(pooled.driver_connection, plan.sql, sent)
+                rows = await driver.fetch(pooled.driver_connection, plan.compiled.string, sent)
             except Exception as error:
                 raise await self._sqlalchemy_error(pooled, plan, sent, error) from error
             except BaseException:  # cancelled mid-statement: its state unknown, never reused
@@ -390,7 +363,7 @@ class Reader:
         if lost:
             await greenlet_spawn(pooled.invalidate, dbapi_error)
         return DBAPIError.instance(
-            plan.sql,
+            plan.compiled.string,
             sent,
             dbapi_error,
             self._dialect.loaded_dbapi.Error,

@@ -3,10 +3,8 @@ values and the errors SQLAlchemy gives; anything else runs through SQLAlchemy.""
 
 import asyncio
 import enum
-import gc
 import logging
 import uuid
-import weakref
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -39,7 +37,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.exc import DBAPIError, InvalidRequestError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -156,30 +154,6 @@ async def test_a_statement_built_per_run_always_runs_through_sqlalchemy(
         assert await reader.first(select(literal(1, Integer).label("one"))) == {"one": 1}
 
     assert len(executions) == 3  # never compiled apart from SQLAlchemy's own cache
-
-
-async def test_a_statement_built_per_request_and_run_twice_is_not_kept_alive(
-    database_url: URL,
-) -> None:
-    engine = create_async_engine(database_url, query_cache_size=0)  # SQLAlchemy's keeps them
-    reader = Reader(engine, engine.connect, partial(driver_connection, engine))
-    statement = BY_ID.params()  # a copy, as a statement built per request is
-    try:
-        runs = [await reader.all(statement, id=2) for _ in range(3)]  # planned at its second run
-    finally:
-        await engine.dispose()
-    gone = weakref.ref(statement)
-    del statement
-    gc.collect()
-
-    assert runs == [[{"one": 1}]] * 3
-    assert gone() is None
-
-
-async def test_a_missing_parameter_is_refused_as_sqlalchemy_refuses_it(reader: Reader) -> None:
-    await reader.all(BY_ID, id=2)  # planned from here on
-    with pytest.raises(InvalidRequestError, match="A value is required for bind parameter 'id'"):
-        await reader.all(BY_ID)
 
 
 async def test_an_error_on_the_driver_is_the_error_sqlalchemy_raises(reader: Reader) -> None:
