@@ -136,17 +136,8 @@ class Reads:
         )
         self._retry_after = settings.db_replica_retry_after
         self._replica_down_until = 0.0
-        # A Reader keeps nothing of a request: one for any client, one for a client that has just
-        # written. Behind PgBouncer reads stay in a transaction (see read_engine): SQLAlchemy runs
-        # them all.
-        self._readers = [
-            Reader(
-                self.engine,
-                partial(self.connection, primary=primary),
-                None if settings.db_pgbouncer else partial(self.driver_connection, primary=primary),
-            )
-            for primary in (False, True)
-        ]
+        # Behind PgBouncer reads stay in a transaction (see read_engine): SQLAlchemy runs them.
+        self.in_transactions = settings.db_pgbouncer
 
     @property
     def replica_configured(self) -> bool:
@@ -171,9 +162,6 @@ class Reads:
             self._retry_after,
         )
         self._replica_down_until = time.monotonic() + self._retry_after
-
-    def reader(self, *, primary: bool = False) -> "Reader":
-        return self._readers[primary]
 
     @property
     def engine(self) -> AsyncEngine:
@@ -377,7 +365,12 @@ async def get_reader(request: Request) -> Reader:
     """Reads that need rows, not objects: on the replica when one is configured, except for a
     client that has just written."""
     reads: Reads = request.app.state.reads
-    return reads.reader(primary=_wants_primary(request, reads))
+    primary = _wants_primary(request, reads)
+    return Reader(
+        reads.engine,
+        partial(reads.connection, primary=primary),
+        None if reads.in_transactions else partial(reads.driver_connection, primary=primary),
+    )
 
 
 async def get_read_db(request: Request) -> AsyncIterator[AsyncSession]:

@@ -3,7 +3,6 @@ values and the errors SQLAlchemy gives; anything else runs through SQLAlchemy.""
 
 import asyncio
 import enum
-import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
@@ -39,7 +38,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
 
 from app.db.reads import Reader, driver_connection
 
@@ -216,18 +214,3 @@ async def test_a_read_cancelled_mid_statement_leaves_no_connection_behind_in_its
 
     assert first == second  # both statements in one transaction: no autocommit left over
     assert after == [{"one": 1}]
-
-
-async def test_a_pool_that_closes_connections_on_return_closes_the_readers_cleanly(
-    database_url: URL, caplog: pytest.LogCaptureFixture
-) -> None:
-    engine = create_async_engine(database_url, poolclass=NullPool)  # closes each on return
-    reader = Reader(engine, engine.connect, partial(driver_connection, engine))
-    try:
-        runs = [await reader.all(PLAIN) for _ in range(2)]  # the second on the driver
-    finally:
-        await engine.dispose()
-
-    errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
-    assert runs[0] == runs[1]
-    assert errors == []  # e.g. "Exception closing connection": a socket left open
