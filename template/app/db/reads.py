@@ -330,9 +330,6 @@ class Reader:
                 rows = await driver.fetch(pooled.driver_connection, plan.compiled.string, sent)
             except Exception as error:
                 raise await self._sqlalchemy_error(pooled, plan, sent, error) from error
-            except BaseException:  # cancelled mid-statement: its state unknown, never reused
-                await greenlet_spawn(pooled.invalidate)
-                raise
         return [dict(zip(plan.keys, row, strict=True)) for row in rows]
 
     async def first(self, statement: Executable, /, **parameters: Any) -> ReadRow | None:

@@ -192,25 +192,3 @@ async def test_a_connection_lost_during_a_read_is_invalidated_and_the_next_read_
     assert terminated is True
     assert raised.value.connection_invalidated
     assert await reader.all(SLEEPING, seconds=0) == [{"one": 1}]
-
-
-async def test_a_read_cancelled_mid_statement_leaves_no_connection_behind_in_its_state(
-    database_url: URL,
-) -> None:
-    engine = create_async_engine(database_url, pool_size=1, max_overflow=0)  # one slot, reused
-    reader = Reader(engine, engine.connect, partial(driver_connection, engine))
-    try:
-        await reader.all(SLEEPING, seconds=0)  # its first run, through SQLAlchemy
-        read = asyncio.create_task(reader.all(SLEEPING, seconds=30))
-        await asyncio.sleep(0.5)
-        read.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await read
-        async with engine.begin() as unit_of_work:  # a transaction, as the unit of work has
-            first, second = [await unit_of_work.scalar(text("SELECT txid_current()")) for _ in "ab"]
-        after = await reader.all(SLEEPING, seconds=0)
-    finally:
-        await engine.dispose()
-
-    assert first == second  # both statements in one transaction: no autocommit left over
-    assert after == [{"one": 1}]
