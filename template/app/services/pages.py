@@ -9,7 +9,6 @@ from app.db.reads import Reader
 from app.schemas.page import Page
 
 ItemT = TypeVar("ItemT", bound=BaseModel)
-_TOTAL = "page_total_"
 
 
 class PageQuery:
@@ -23,12 +22,10 @@ class PageQuery:
     filters selective."""
 
     def __init__(self, query: Select[*tuple[Any, ...]]) -> None:
-        # An unusual label: a column of the query named `total` stays itself.
-        total = func.count().over().label(_TOTAL)
+        # An unusual label, read by position: a column of the query named `total` stays itself.
+        total = func.count().over().label("page_total_")
         self._page = query.add_columns(total).limit(bindparam("limit")).offset(bindparam("offset"))
-        self._count = select(func.count().label(_TOTAL)).select_from(
-            query.order_by(None).subquery()
-        )
+        self._count = select(func.count()).select_from(query.order_by(None).subquery())
 
     async def fetch(
         self,
@@ -44,11 +41,11 @@ class PageQuery:
         query's own bind parameters come as keywords."""
         rows = await reader.all(self._page, limit=limit, offset=offset, **parameters)
         if rows:
-            total = int(rows[0][_TOTAL])
+            total = int(rows[0][-1])
         elif offset == 0:
             total = 0
         else:
             counted = await reader.first(self._count, **parameters)
-            total = int(counted[_TOTAL]) if counted else 0
+            total = int(counted[0]) if counted else 0
         items = [item.model_validate(row) for row in rows]
         return Page(items=items, total=total, limit=limit, offset=offset)
