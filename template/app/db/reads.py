@@ -6,16 +6,16 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from fastapi import Request
-from sqlalchemy import Connection, Executable, Row, event
+from sqlalchemy import Connection, Engine, Executable, Row, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.util import greenlet_spawn
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 READ_YOUR_WRITES_COOKIE = "read_primary"
 
 OpenedT = TypeVar("OpenedT", AsyncConnection, AsyncSession)
+T = TypeVar("T")
 
 
 def read_engine(engine: AsyncEngine, settings: Settings) -> AsyncEngine:
@@ -73,6 +74,16 @@ class _Database:
         )
         return cls(reads, sessionmaker, queue)
 
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        """`work` on a pooled connection, from checkout to return in one greenlet: SQLAlchemy's
+        bridge from its synchronous core to the async driver. (An AsyncConnection enters one
+        for its connect, for each execute and for its close: a read would pay three times.)"""
+        await self.queue.take()
+        try:
+            return await greenlet_spawn(_checked_out, self.engine.sync_engine, work)
+        finally:
+            self.queue.give_back()
+
     async def connect(self, stack: AsyncExitStack) -> AsyncConnection:
         return await stack.enter_async_context(self.engine.connect())
 
@@ -80,6 +91,11 @@ class _Database:
         session = await stack.enter_async_context(self.sessionmaker())
         await session.connection()  # connects now: a replica that cannot answer is found here
         return session
+
+
+def _checked_out(engine: Engine, work: Callable[[Connection], T]) -> T:
+    with engine.connect() as connection:
+        return work(connection)
 
 
 class Reads:
@@ -100,6 +116,8 @@ class Reads:
         )
         self._retry_after = settings.db_replica_retry_after
         self._replica_down_until = 0.0
+        self.reader = Reader(self.run)
+        self.primary_reader = Reader(self.run_on_primary)
 
     @property
     def replica_configured(self) -> bool:
@@ -125,14 +143,16 @@ class Reads:
         )
         self._replica_down_until = time.monotonic() + self._retry_after
 
-    @asynccontextmanager
-    async def connection(self, *, primary: bool = False) -> AsyncIterator[AsyncConnection]:
+    async def run(self, work: Callable[[Connection], T], *, primary: bool = False) -> T:
+        """`work` on a connection of the replica, or of the primary (see `_open`)."""
         if primary or not self.replica_in_use:  # the common case, kept short: it is every read
-            async with self._primary.queue.turn(), self._primary.engine.connect() as connection:
-                yield connection
-            return
+            return await self._primary.run(work)
         async with AsyncExitStack() as stack:
-            yield await self._open(stack, _Database.connect)
+            connection = await self._open(stack, _Database.connect)
+            return await connection.run_sync(work)
+
+    async def run_on_primary(self, work: Callable[[Connection], T]) -> T:
+        return await self.run(work, primary=True)
 
     @asynccontextmanager
     async def session(self, *, primary: bool = False) -> AsyncIterator[AsyncSession]:
@@ -169,28 +189,33 @@ def _wants_primary(request: Request, reads: Reads) -> bool:
     return reads.replica_configured and READ_YOUR_WRITES_COOKIE in request.cookies
 
 
+class RunsOnConnection(Protocol):
+    """Runs `work` on a connection and returns what it returns (`Reads.run`, or
+    `AsyncConnection.run_sync` in tests)."""
+
+    def __call__(self, work: Callable[[Connection], T], /) -> Awaitable[T]: ...
+
+
 class Reader:
     """Runs a request's read statements, each on a pooled connection taken for that statement
     only (as asyncpg's `pool.fetch` does): reads run on their own anyway, so nothing is lost,
     and no connection waits idle while the handler builds its response."""
 
-    def __init__(self, connect: Callable[[], AbstractAsyncContextManager[AsyncConnection]]) -> None:
-        self._connect = connect
+    def __init__(self, run: RunsOnConnection) -> None:
+        self._run = run
 
     async def all(self, statement: Executable, /, **parameters: Any) -> Sequence[Row[Any]]:
-        async with self._connect() as connection:
-            return (await connection.execute(statement, parameters)).all()
+        return await self._run(lambda connection: connection.execute(statement, parameters).all())
 
     async def first(self, statement: Executable, /, **parameters: Any) -> Row[Any] | None:
-        async with self._connect() as connection:
-            return (await connection.execute(statement, parameters)).first()
+        return await self._run(lambda connection: connection.execute(statement, parameters).first())
 
 
 async def get_reader(request: Request) -> Reader:
     """Reads that need rows, not objects: on the replica when one is configured, except for a
     client that has just written."""
     reads: Reads = request.app.state.reads
-    return Reader(partial(reads.connection, primary=_wants_primary(request, reads)))
+    return reads.primary_reader if _wants_primary(request, reads) else reads.reader
 
 
 async def get_read_db(request: Request) -> AsyncIterator[AsyncSession]:

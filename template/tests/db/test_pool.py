@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from pydantic import SecretStr
 from sqlalchemy import event, insert, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.api.deps import ReaderDep, ReadSessionDep, SessionDep
@@ -57,6 +58,40 @@ async def test_a_burst_of_requests_opens_no_new_connection_once_the_pool_is_warm
             assert await burst(client, 4 * capacity) == {200}
 
     assert opened() == 0
+
+
+async def test_a_read_that_fails_or_is_cancelled_gives_back_its_connection_and_its_turn(
+    pooled_app: FastAPI, settings: Settings
+) -> None:
+    reader = pooled_app.state.reads.reader
+    pool = pooled_app.state.engine.sync_engine.pool
+    capacity = settings.db_pool_size + settings.db_max_overflow
+    for _ in range(capacity + 1):  # one more than there are turns: each failure gave its back
+        with pytest.raises(DBAPIError, match="division by zero"):
+            await reader.first(text("SELECT 1/0"))
+    executing: list[object] = []
+    all_executing = asyncio.Event()
+
+    @event.listens_for(pooled_app.state.engine.sync_engine, "before_cursor_execute")
+    def count(*_: object) -> None:
+        executing.append(None)
+        if len(executing) == capacity:
+            all_executing.set()
+
+    sleeping = [
+        asyncio.create_task(reader.first(text("SELECT pg_sleep(3)"))) for _ in range(capacity)
+    ]
+    async with asyncio.timeout(10):
+        await all_executing.wait()
+    await asyncio.sleep(0.1)  # their statements are on the wire
+    for task in sleeping:
+        task.cancel()
+    cancelled = await asyncio.gather(*sleeping, return_exceptions=True)
+
+    rows = await asyncio.gather(*(reader.first(text("SELECT 1")) for _ in range(capacity)))
+    assert all(isinstance(outcome, asyncio.CancelledError) for outcome in cancelled)
+    assert [tuple(row) for row in rows if row] == [(1,)] * capacity
+    assert pool.checkedout() == 0
 
 
 async def test_a_connection_the_server_closed_while_idle_is_replaced_without_a_failed_request(
