@@ -239,12 +239,18 @@ async def dead_connections(stage: Stage) -> Result:
 
 async def overload(stage: Stage) -> Result:
     """4x the pool's capacity (5 + 10) in clients, from wrk (a Python client adds its own
-    tail): no request fails, p99 within 5 x p50."""
+    tail): no request fails, p99 within 5 x p50.
+
+    wrk opens its 60 connections at once when it starts, onto a service still finishing the
+    warm-up's last requests, and times each connection's first request from before the service
+    has accepted it. Those 60 requests take 3-8x the median; in a 6 s run they were over 1% of
+    the requests, so the p99 was theirs alone (3 s: p98 400 ms; 12 s: p98 120 ms, p50 80 ms).
+    Measured over 20 s they are well under 1%, and the p99 is the service's under overload."""
     result = Result("overload, 60 clients (wrk)", stage.driver)
     with stage.serve("overload") as running:
         url = f"{running.base_url}/users?limit=5"
         await asyncio.to_thread(run_wrk, url, seconds=2, connections=60)  # warm the pool
-        load = await asyncio.to_thread(run_wrk, url, seconds=6, connections=60)
+        load = await asyncio.to_thread(run_wrk, url, seconds=20, connections=60)
     result.summary = load
     result.check(load.failures == 0, f"{load.failures} requests failed")
     result.check(load.p99_ms <= 5 * load.p50_ms, f"p99 {load.p99_ms} ms above 5 x p50")
