@@ -78,11 +78,8 @@ class _Database:
         """`work` on a pooled connection, from checkout to return in one greenlet: SQLAlchemy's
         bridge from its synchronous core to the async driver. (An AsyncConnection enters one
         for its connect, for each execute and for its close: a read would pay three times.)"""
-        await self.queue.take()
-        try:
+        async with self.queue.turn():
             return await greenlet_spawn(_checked_out, self.engine.sync_engine, work)
-        finally:
-            self.queue.give_back()
 
     async def connect(self, stack: AsyncExitStack) -> AsyncConnection:
         return await stack.enter_async_context(self.engine.connect())
