@@ -17,15 +17,10 @@ from app.api.deps import ReaderDep, ReadSessionDep, SessionDep
 from app.config import Settings
 from app.db.session import ConnectionQueue
 from app.main import create_app
-from tests.support import unreachable
+from tests.support import pooled, unreachable
 
 # Two statements in one transaction (after a BEGIN) get the same id; on their own, two ids.
 TRANSACTION_ID = text("SELECT pg_current_xact_id()::text")
-
-
-def pooled(settings: Settings, **changes: Any) -> Settings:
-    """The settings with the production pool (the tests' own engine may be a NullPool)."""
-    return settings.model_copy(update={"environment": "development", **changes})
 
 
 @pytest.fixture

@@ -45,6 +45,7 @@ from sqlalchemy.pool import NullPool
 from app.config import Settings
 from app.db.reads import Reader, Reads
 from app.db.session import ConnectionQueue, create_engine
+from tests.support import pooled
 
 
 class Color(enum.Enum):
@@ -79,11 +80,6 @@ DIVIDED = select((bindparam("n", type_=Integer) // bindparam("d", type_=Integer)
 SLEEPING = select(literal(1, Integer).label("one")).select_from(
     func.pg_sleep(bindparam("seconds", type_=Float))
 )
-
-
-def with_pool(settings: Settings, **changes: Any) -> Settings:
-    """The settings with the production pool (the tests' own engines may be NullPools)."""
-    return settings.model_copy(update={"environment": "development", **changes})
 
 
 @pytest.fixture
@@ -246,7 +242,7 @@ async def test_a_connection_lost_during_a_read_is_invalidated_and_the_next_read_
 async def test_a_read_cancelled_mid_statement_leaves_no_connection_behind_in_its_state(
     settings: Settings,
 ) -> None:
-    one_slot = with_pool(settings, db_pool_size=1, db_max_overflow=0)  # the same slot, reused
+    one_slot = pooled(settings, db_pool_size=1, db_max_overflow=0)  # the same slot, reused
     engine = create_engine(one_slot)
     reader = reader_of(engine, one_slot)
     try:
