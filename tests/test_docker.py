@@ -36,7 +36,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.service import free_port
+from harness.service import EVENT_LOOP, free_port
 from tests.helpers import render, run
 
 DRIVERS = ["asyncpg", "psycopg"]
@@ -513,6 +513,14 @@ def test_image_has_no_uv_runs_as_non_root_with_bytecode(deployment: Deployment) 
     assert uid != "0"
     assert (uv, uv_cache) == ("None", "False")
     assert (app_bytecode, venv_bytecode) == ("True", "True")
+
+
+def test_image_serves_on_the_event_loop_the_fault_harness_measures(deployment: Deployment) -> None:
+    command = json.loads(
+        docker("image", "inspect", "--format", "{{json .Config.Cmd}}", deployment.image)
+    )
+
+    assert command[command.index("--loop") + 1] == EVENT_LOOP
 
 
 def test_db_is_healthy_only_once_the_application_database_accepts_tcp(
