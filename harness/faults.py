@@ -243,11 +243,11 @@ async def overload(stage: Stage) -> Result:
 
     wrk opens its 60 connections at once, onto a service still finishing the warm-up's last
     requests, and times each first request from before the service has accepted its connection.
-    The service runs on asyncio's event loop, as its image runs it: under this load uvloop
-    (uvicorn's choice when it is installed) accepted the 60 connections over 0.3-0.6 s, about
-    ten every 30 ms, and those first requests, with the samples wrk's coordinated-omission
-    correction adds below each, were the whole p99 (6 s runs: p99 5-9 x p50). 20 s of measured
-    load keeps a run's first requests a small share of it."""
+    One server process runs asyncio's own event loop, as the image runs it (app/loop.py): under
+    this load uvloop (uvicorn's choice when it is installed) accepted the 60 connections over
+    0.3-0.6 s, about ten every 30 ms, and those first requests, with the samples wrk's
+    coordinated-omission correction adds below each, were the whole p99 (6 s runs: p99 5-9 x
+    p50). 20 s of measured load keeps a run's first requests a small share of it."""
     result = Result("overload, 60 clients (wrk)", stage.driver)
     with stage.serve("overload") as running:
         url = f"{running.base_url}/users?limit=5"

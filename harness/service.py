@@ -162,9 +162,9 @@ class Running:
     log: Path
 
 
-# The event loop the generated image runs (its Dockerfile): under load uvloop, uvicorn's pick when
-# installed, accepts a burst of new connections over 0.3-0.6 s (see faults.overload).
-EVENT_LOOP = "asyncio"
+# The event loop factory the generated image runs (its Dockerfile and app/loop.py): asyncio's
+# loop in one process, uvloop in each of several workers (see faults.overload).
+EVENT_LOOP = "app.loop:new_event_loop"
 
 
 @contextmanager
