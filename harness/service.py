@@ -88,6 +88,10 @@ class Postgres:
         self._pg_ctl("-D", str(self.server.pgdata), "-o", options, "-l", log, "-w", "start")
 
     def close(self) -> None:
+        # After stop() and start() the postmaster is a new process that pgserver's cleanup does
+        # not know: it would skip the stop and delete the data directory under a live server.
+        if (self.server.pgdata / "postmaster.pid").exists():
+            self.stop()
         self.server.cleanup()
 
 

@@ -1,13 +1,14 @@
 """The fault harness (harness/faults.py) in CI: every scenario, both drivers, real uvicorn on a
 real PostgreSQL. Each scenario states its own pass conditions; a failure lists what broke."""
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from harness.faults import SCENARIOS, run_scenario, table
-from harness.service import prepare
+from harness.service import Postgres, prepare
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +36,16 @@ def test_service_survives(
     result = run_scenario(scenario, driver, tmp_path, project_for(driver))
 
     assert result.passed, table([result])
+
+
+def test_a_restarted_server_is_stopped_before_its_data_is_removed(tmp_path: Path) -> None:
+    postgres = Postgres(tmp_path)
+    postgres.stop()
+    postgres.start()
+    postmaster = int((postgres.server.pgdata / "postmaster.pid").read_text().split()[0])
+
+    postgres.close()
+
+    assert not postgres.server.pgdata.exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(postmaster, 0)
