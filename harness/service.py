@@ -88,10 +88,13 @@ class Postgres:
         self._pg_ctl("-D", str(self.server.pgdata), "-o", options, "-l", log, "-w", "start")
 
     def close(self) -> None:
-        # After stop() and start() the postmaster is a new process that pgserver's cleanup does
-        # not know: it would skip the stop and delete the data directory under a live server.
-        if (self.server.pgdata / "postmaster.pid").exists():
-            self.stop()
+        # A postmaster that start() made is not the one pgserver's cleanup knows: it would skip
+        # the stop and delete the data directory under a live server.
+        pid_file = self.server.pgdata / "postmaster.pid"
+        if pid_file.exists():
+            running = int(pid_file.read_text().split()[0])
+            if running != self.server.get_postmaster_info().pid:
+                self.stop()
         self.server.cleanup()
 
 
