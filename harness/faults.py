@@ -258,7 +258,7 @@ async def overload(stage: Stage) -> Result:
         await asyncio.to_thread(run_wrk, url, seconds=2, connections=60)  # warm the pool
         load = await asyncio.to_thread(run_wrk, url, seconds=20, connections=60)
     result.summary = load
-    result.check(load.failures == 0, f"{load.failures} requests failed or timed out")
+    result.check(load.failures == 0, f"requests failed or timed out: {load.failure_kinds}")
     return result
 
 

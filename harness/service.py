@@ -237,6 +237,7 @@ class WrkLoad:
     p50_ms: float
     p99_ms: float
     failures: int  # non-2xx responses plus socket errors (connect, read, write, timeout)
+    failure_kinds: str = ""  # what wrk counted, by kind, when anything failed
 
 
 def run_wrk(url: str, *, seconds: int, connections: int) -> WrkLoad:
@@ -257,13 +258,18 @@ def run_wrk(url: str, *, seconds: int, connections: int) -> WrkLoad:
 
     socket_errors = re.search(r"connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     failures = int(number(r"Non-2xx or 3xx responses: (\d+)"))
-    failures += sum(map(int, socket_errors.groups())) if socket_errors else 0
+    kinds = {"non-2xx": failures}
+    if socket_errors:
+        counts = map(int, socket_errors.groups())
+        kinds |= dict(zip(["connect", "read", "write", "timeout"], counts, strict=True))
+    failures = sum(kinds.values())
     return WrkLoad(
         requests=int(number(r"(\d+) requests in")),
         rate=number(r"Requests/sec:\s+([\d.]+)"),
         p50_ms=latency_ms("50%"),
         p99_ms=latency_ms("99%"),
         failures=failures,
+        failure_kinds=", ".join(f"{count} {kind}" for kind, count in kinds.items() if count),
     )
 
 
