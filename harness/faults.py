@@ -243,10 +243,10 @@ async def overload(stage: Stage) -> Result:
     p50 and p99 are reported.
 
     The tail's target, p99 within 5 x p50, is measured by harness.benchmarks (64 clients on the
-    same pool, on a machine doing nothing else), not asserted here: in CI, beside the other test
-    worker's load, this scenario's p99 reached 6.6-10.6 x p50 in each of four 5 s windows of a
-    run that measures 1.5-2 x on a quiet machine and 1.3-3.6 x beside a CPU hog or the Docker
-    tests.
+    same pool, on a machine doing nothing else), not asserted here: a test's timing is the
+    machine's as much as the service's. In CI the two drivers' runs of this scenario once ran at
+    the same moment on the two test workers, and each put the other's p99 at 6-11 x p50 and some
+    requests past wrk's 2 s (tests/test_faults.py now runs them one after the other).
 
     wrk opens its 60 connections at once and times each first request from before the service
     has accepted its connection. One server process runs asyncio's own event loop, as the image

@@ -10,6 +10,10 @@ import pytest
 from harness.faults import SCENARIOS, run_scenario, table
 from harness.service import Postgres, prepare
 
+# Tests that load the machine to its limit run one after another on one xdist worker: the
+# overload scenarios of both drivers, run at once on two workers, timed each other out.
+pytestmark = pytest.mark.xdist_group("load")
+
 
 @pytest.fixture(scope="session")
 def project_for(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[Path, Path]]:

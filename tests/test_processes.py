@@ -18,6 +18,10 @@ from harness.faults import DATABASE, Stage, stage_for
 from harness.service import free_port, server_workdir, stop, uvicorn_command, wait_until_live
 from tests.helpers import project_environment
 
+# Tests that load the machine to its limit run one after another on one xdist worker: the
+# overload scenarios of both drivers, run at once on two workers, timed each other out.
+pytestmark = pytest.mark.xdist_group("load")
+
 MAX_CONNECTIONS = 30
 PROCESSES = 3
 CLIENTS = 64
