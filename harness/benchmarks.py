@@ -29,7 +29,15 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from harness.service import Postgres, Standby, migrate, prepare, run_wrk, serve
+from harness.service import (
+    Postgres,
+    Standby,
+    migrate,
+    postmaster_pid,
+    prepare,
+    run_wrk,
+    serve,
+)
 from tests.helpers import (
     ROOT,
     combinations,
@@ -112,7 +120,9 @@ def process_cpu(pid: int, *, with_children: bool = False) -> float:
 
 def server_cpu(pgdata: Path) -> float:
     """CPU seconds of a PostgreSQL server: the postmaster, its children alive, those reaped."""
-    postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+    postmaster = postmaster_pid(pgdata)
+    if postmaster is None:
+        raise RuntimeError(f"no server runs on {pgdata}")
     total = process_cpu(postmaster, with_children=True)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:

