@@ -32,7 +32,9 @@ from harness.service import (
     WrkLoad,
     free_port,
     migrate,
+    postmaster_pid,
     prepare,
+    renice_with_children,
     run_wrk,
     serve,
     stop,
@@ -237,6 +239,11 @@ async def dead_connections(stage: Stage) -> Result:
     return result
 
 
+# The overload scenario's scheduling priority (as root): in CI it shares 2 cores with the other
+# test worker, whose load pushed single requests past wrk's 2 s even with the drivers' runs apart.
+OVERLOAD_NICE = -10
+
+
 async def overload(stage: Stage) -> Result:
     """4x the pool's capacity (5 + 10) in clients, from wrk (a Python client adds its own
     tail), for 20 s: no request fails or times out (wrk gives up on a request after 2 s), and
@@ -256,7 +263,13 @@ async def overload(stage: Stage) -> Result:
     with stage.serve("overload") as running:
         url = f"{running.base_url}/users?limit=5"
         await asyncio.to_thread(run_wrk, url, seconds=2, connections=60)  # warm the pool
-        load = await asyncio.to_thread(run_wrk, url, seconds=20, connections=60)
+        nice = OVERLOAD_NICE if os.geteuid() == 0 else 0
+        if nice:  # the service, its PostgreSQL and wrk ahead of the rest of the machine
+            renice_with_children(running.process.pid, nice)
+            postmaster = postmaster_pid(stage.postgres.server.pgdata)
+            assert postmaster is not None
+            renice_with_children(postmaster, nice)
+        load = await asyncio.to_thread(run_wrk, url, seconds=20, connections=60, nice=nice)
     result.summary = load
     result.check(load.failures == 0, f"requests failed or timed out: {load.failure_kinds}")
     return result

@@ -30,6 +30,18 @@ def postmaster_pid(pgdata: Path) -> int | None:
     return int(pid_file.read_text().split()[0]) if pid_file.exists() else None
 
 
+def renice_with_children(pid: int, nice: int) -> None:
+    """Set the scheduling priority of a process and of its children (raising it needs root)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if parent == pid:
+                os.setpriority(os.PRIO_PROCESS, int(stat.parent.name), nice)
+        except (OSError, IndexError, ValueError):
+            continue  # a process that exited while we looked
+    os.setpriority(os.PRIO_PROCESS, pid, nice)
+
+
 class Postgres:
     """The embedded server, with the stop and start a fault test needs."""
 
@@ -244,11 +256,12 @@ class WrkLoad:
     failure_kinds: str = ""  # what wrk counted, by kind, when anything failed
 
 
-def run_wrk(url: str, *, seconds: int, connections: int) -> WrkLoad:
+def run_wrk(url: str, *, seconds: int, connections: int, nice: int = 0) -> WrkLoad:
     """Load `url` with wrk (Debian's package) from two threads; loopback only."""
-    output = run(
-        "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url, cwd=Path.cwd()
-    ).stdout
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if nice:
+        command = ["nice", "-n", str(nice), *command]
+    output = run(*command, cwd=Path.cwd()).stdout
 
     def number(pattern: str) -> float:
         found = re.search(pattern, output)
