@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.faults import SCENARIOS, run_scenario, table
-from harness.service import Postgres, postmaster_pid, prepare
+from harness.service import Postgres, postmaster_pid, prepare, server_workdir
 
 # Tests that load the machine to its limit run one after another on one xdist worker: the
 # overload scenarios of both drivers, run at once on two workers, timed each other out.
@@ -42,15 +42,16 @@ def test_service_survives(
     assert result.passed, table([result])
 
 
-def test_a_restarted_server_is_stopped_before_its_data_is_removed(tmp_path: Path) -> None:
-    postgres = Postgres(tmp_path)
-    postgres.stop()
-    postgres.start()
-    postmaster = postmaster_pid(postgres.server.pgdata)
-    assert postmaster is not None
+def test_a_restarted_server_is_stopped_before_its_data_is_removed() -> None:
+    with server_workdir("restarted-") as workdir:  # the server's own user writes here
+        postgres = Postgres(workdir)
+        postgres.stop()
+        postgres.start()
+        postmaster = postmaster_pid(postgres.server.pgdata)
+        assert postmaster is not None
 
-    postgres.close()
+        postgres.close()
 
-    assert not postgres.server.pgdata.exists()
-    with pytest.raises(ProcessLookupError):
-        os.kill(postmaster, 0)
+        assert not postgres.server.pgdata.exists()
+        with pytest.raises(ProcessLookupError):
+            os.kill(postmaster, 0)
