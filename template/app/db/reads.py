@@ -54,11 +54,11 @@ T = TypeVar("T")
 
 
 def read_engine(engine: AsyncEngine, settings: Settings) -> AsyncEngine:
-    """The engine's connections as reads use them: each statement on its own (autocommit), no
-    BEGIN and no COMMIT round trip, and no INSERT, UPDATE or DELETE. Behind PgBouncer in
-    transaction mode they stay in a transaction: asyncpg sends a statement as two exchanges
-    (prepare, then execute), which PgBouncer may give to two different server connections when
-    no transaction holds them together."""
+    """The engine's connections as read-only sessions use them: each statement on its own
+    (autocommit), no BEGIN and no COMMIT round trip, and no INSERT, UPDATE or DELETE. Behind
+    PgBouncer in transaction mode they stay in a transaction: asyncpg sends a statement as two
+    exchanges (prepare, then execute), which PgBouncer may give to two different server
+    connections when no transaction holds them together."""
     options = {} if settings.db_pgbouncer else {"isolation_level": "AUTOCOMMIT"}
     reads = engine.execution_options(**options)  # a view of the same pool
     event.listen(reads.sync_engine, "before_execute", refuse_to_write_statement)
@@ -82,19 +82,21 @@ def refuse_to_write(session: Session, *_: object) -> None:
 
 @dataclass(frozen=True)
 class _Database:
-    """One database as reads use it: its read engine, read-only sessions on it, its turns."""
+    """One database as reads use it: its engine, read-only sessions on it, its turns."""
 
-    engine: AsyncEngine
+    engine: AsyncEngine  # the pool's connections as they are: each read sets what it needs
     sessionmaker: async_sessionmaker[AsyncSession]
     queue: ConnectionQueue
 
     @classmethod
     def of(cls, engine: AsyncEngine, settings: Settings, queue: ConnectionQueue) -> "_Database":
-        reads = read_engine(engine, settings)
         sessionmaker = async_sessionmaker(
-            reads, expire_on_commit=False, autoflush=False, sync_session_class=ReadOnlySession
+            read_engine(engine, settings),
+            expire_on_commit=False,
+            autoflush=False,
+            sync_session_class=ReadOnlySession,
         )
-        return cls(reads, sessionmaker, queue)
+        return cls(engine, sessionmaker, queue)
 
     async def run(self, work: Callable[[Connection], T]) -> T:
         """`work` on a pooled connection, from checkout to return in one greenlet: SQLAlchemy's
@@ -136,9 +138,9 @@ class Reads:
         self._retry_after = settings.db_replica_retry_after
         self._replica_down_until = 0.0
         # Behind PgBouncer reads stay in a transaction (see read_engine): SQLAlchemy runs them all.
-        planned = not settings.db_pgbouncer
-        self.reader = Reader(self.run, planned=planned)
-        self.primary_reader = Reader(self.run_on_primary, planned=planned)
+        alone = not settings.db_pgbouncer
+        self.reader = Reader(self.run, alone=alone)
+        self.primary_reader = Reader(self.run_on_primary, alone=alone)
 
     @property
     def replica_configured(self) -> bool:
@@ -222,14 +224,17 @@ class Reader:
     only (as asyncpg's `pool.fetch` does): reads run on their own anyway, so nothing is lost,
     and no connection waits idle while the handler builds its response.
 
+    Each statement runs on its own, outside any transaction: no BEGIN and no COMMIT round trip.
     A SELECT built once (at import) and of plain columns runs on the driver itself from its
     second run: compiled once, no SQLAlchemy cursor or execution context, a third of the CPU
-    of the read. The rows, and the errors, are the ones SQLAlchemy gives. Anything else, or
-    with `planned` False, runs through SQLAlchemy."""
+    of the read. The rows, and the errors, are the ones SQLAlchemy gives. Anything else runs
+    through SQLAlchemy, in autocommit. With `alone` False (behind PgBouncer) every statement
+    runs through SQLAlchemy, in a transaction. On a connection already in a transaction (a
+    test's), a statement runs in it."""
 
-    def __init__(self, run: RunsOnConnection, *, planned: bool = True) -> None:
+    def __init__(self, run: RunsOnConnection, *, alone: bool = True) -> None:
         self._run = run
-        self._planned = planned
+        self._alone = alone
 
     async def all(self, statement: Executable, /, **parameters: Any) -> Sequence[Row[Any]]:
         return await self._run(partial(self._rows, statement, parameters))
@@ -241,10 +246,13 @@ class Reader:
     def _rows(
         self, statement: Executable, parameters: dict[str, Any], connection: Connection
     ) -> Sequence[Row[Any]]:
-        plan = _plan(statement, connection.dialect) if self._planned else None
-        if plan is None:
-            return connection.execute(statement, parameters).all()
-        return plan.run(connection, parameters)
+        refuse_to_write_statement(connection, statement)
+        plan = _plan(statement, connection.dialect) if self._alone else None
+        if plan is not None:
+            return plan.run(connection, parameters)
+        if self._alone and not connection.in_transaction():
+            connection.execution_options(isolation_level="AUTOCOMMIT")  # reset on return
+        return connection.execute(statement, parameters).all()
 
 
 # Types whose values the drivers return as SQLAlchemy does, with no conversion (Enum is a String
