@@ -256,9 +256,13 @@ class WrkLoad:
     failure_kinds: str = ""  # what wrk counted, by kind, when anything failed
 
 
-def run_wrk(url: str, *, seconds: int, connections: int, nice: int = 0) -> WrkLoad:
-    """Load `url` with wrk (Debian's package) from two threads; loopback only."""
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+def run_wrk(
+    url: str, *, seconds: int, connections: int, nice: int = 0, timeout: int = 2
+) -> WrkLoad:
+    """Load `url` with wrk (Debian's package) from two threads; loopback only. wrk gives up on a
+    request after `timeout` seconds and counts it as a time-out."""
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", f"--timeout={timeout}s"]
+    command += ["--latency", url]
     if nice:
         command = ["nice", "-n", str(nice), *command]
     output = run(*command, cwd=Path.cwd()).stdout
