@@ -32,6 +32,7 @@ from pathlib import Path
 from harness.service import (
     Postgres,
     Standby,
+    children,
     migrate,
     postmaster_pid,
     prepare,
@@ -124,11 +125,9 @@ def server_cpu(pgdata: Path) -> float:
     if postmaster is None:
         raise RuntimeError(f"no server runs on {pgdata}")
     total = process_cpu(postmaster, with_children=True)
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for backend in children(postmaster):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == postmaster:
-                total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            total += process_cpu(backend)
         except (OSError, IndexError, ValueError):
             continue  # a backend that exited while we looked: its CPU is in cutime now
     return total

@@ -30,15 +30,25 @@ def postmaster_pid(pgdata: Path) -> int | None:
     return int(pid_file.read_text().split()[0]) if pid_file.exists() else None
 
 
-def renice_with_children(pid: int, nice: int) -> None:
-    """Set the scheduling priority of a process and of its children (raising it needs root)."""
+def children(pid: int) -> list[int]:
+    """The process ids of `pid`'s live children (from /proc)."""
+    found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            if parent == pid:
-                os.setpriority(os.PRIO_PROCESS, int(stat.parent.name), nice)
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
         except (OSError, IndexError, ValueError):
             continue  # a process that exited while we looked
+    return found
+
+
+def renice_with_children(pid: int, nice: int) -> None:
+    """Set the scheduling priority of a process and of its children (raising it needs root)."""
+    for child in children(pid):
+        try:
+            os.setpriority(os.PRIO_PROCESS, child, nice)
+        except ProcessLookupError:
+            continue  # exited since
     os.setpriority(os.PRIO_PROCESS, pid, nice)
 
 
