@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.__main__ import POOL_OVER_BUDGET, check
 from app.config import Settings
-from app.main import create_app
+from app.main import YOUNG_OBJECTS_PER_COLLECTION, create_app
 from tests.support import UNREACHABLE_PASSWORD, unreachable
 
 
@@ -86,12 +86,16 @@ async def test_check_fails_clearly_without_leaking_the_password(
     assert UNREACHABLE_PASSWORD not in output
 
 
-async def test_what_startup_made_is_kept_out_of_garbage_collection_until_shutdown(
+async def test_while_serving_the_collector_skips_what_startup_made_and_waits_for_many_young_objects(
     settings: Settings,
 ) -> None:
     app = create_app(settings)
+    default_threshold = gc.get_threshold()
     async with app.router.lifespan_context(app):
         frozen_while_serving = gc.get_freeze_count()
+        threshold_while_serving = gc.get_threshold()
 
     assert frozen_while_serving > 10_000  # modules, the app, the engines
+    assert threshold_while_serving == (YOUNG_OBJECTS_PER_COLLECTION, *default_threshold[1:])
     assert gc.get_freeze_count() == 0  # collectable again: app after app in tests piles nothing up
+    assert gc.get_threshold() == default_threshold
