@@ -12,12 +12,13 @@ from pydantic import SecretStr
 from sqlalchemy import event, insert, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.util import greenlet_spawn
 
 from app.api.deps import ReaderDep, ReadSessionDep, SessionDep
 from app.config import Settings
 from app.db.session import ConnectionQueue
 from app.main import create_app
-from tests.support import pooled, unreachable
+from tests.support import idle_in_transaction, pooled, unreachable
 
 # Two statements in one transaction (after a BEGIN) get the same id; on their own, two ids.
 TRANSACTION_ID = text("SELECT pg_current_xact_id()::text")
@@ -139,6 +140,22 @@ async def test_an_idle_connection_is_pinged_before_reuse_only_after_the_threshol
 
     assert pings_while_busy == 0
     assert len(pings) == 1
+
+
+async def test_a_connection_given_back_in_a_transaction_is_rolled_back(
+    pooled_app: FastAPI,
+) -> None:
+    engine: AsyncEngine = pooled_app.state.engine
+    given_back = await engine.raw_connection()  # past SQLAlchemy's Connection: only the pool resets
+
+    def query_then_give_back() -> None:  # on the driver's connection (SQLAlchemy's adapter)
+        given_back.cursor().execute("SELECT 1")  # after the driver's BEGIN
+        given_back.close()
+
+    await greenlet_spawn(query_then_give_back)
+
+    # Seen from the probe's own connection: the pool would hand back the one given back.
+    assert await idle_in_transaction(pooled_app.state.probe_engine) == 0
 
 
 def add_transaction_counters(app: FastAPI) -> None:
