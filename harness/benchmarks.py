@@ -38,6 +38,7 @@ from harness.service import (
     prepare,
     run_wrk,
     serve,
+    stat_fields,
 )
 from tests.helpers import (
     ROOT,
@@ -112,7 +113,7 @@ class Sample:
 
 def process_cpu(pid: int, *, with_children: bool = False) -> float:
     """CPU seconds of a process (from /proc); with its reaped children's when asked."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = stat_fields(pid)
     ticks = int(fields[11]) + int(fields[12])  # utime, stime
     if with_children:
         ticks += int(fields[13]) + int(fields[14])  # cutime, cstime: backends that exited

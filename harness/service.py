@@ -30,13 +30,20 @@ def postmaster_pid(pgdata: Path) -> int | None:
     return int(pid_file.read_text().split()[0]) if pid_file.exists() else None
 
 
+def stat_fields(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name: state, parent id, ... (proc(5),
+    from its third field on; the name may hold spaces and parentheses, so it is cut at the last
+    ")")."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def children(pid: int) -> list[int]:
     """The process ids of `pid`'s live children (from /proc)."""
     found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for process in Path("/proc").glob("[0-9]*"):
         try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
+            if int(stat_fields(int(process.name))[1]) == pid:
+                found.append(int(process.name))
         except (OSError, IndexError, ValueError):
             continue  # a process that exited while we looked
     return found

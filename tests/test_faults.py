@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.faults import SCENARIOS, run_scenario, table
-from harness.service import Postgres, postmaster_pid, prepare, server_workdir
+from harness.service import Postgres, postmaster_pid, prepare, server_workdir, stat_fields
 
 # Tests that load the machine to its limit run one after another on one xdist worker: the
 # overload scenarios of both drivers, run at once on two workers, timed each other out.
@@ -58,6 +58,6 @@ def test_a_restarted_server_is_stopped_before_its_data_is_removed() -> None:
 def running(pid: int) -> bool:
     """Whether `pid` runs: a stopped child nobody has reaped yet (a zombie) does not."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return stat_fields(pid)[0] != "Z"
     except FileNotFoundError:
         return False
