@@ -205,6 +205,10 @@ class Running:
 # The event loop factory the generated image runs (its Dockerfile and app/loop.py): asyncio's
 # loop in one process, uvloop in each of several workers (see faults.overload).
 EVENT_LOOP = "app.loop:new_event_loop"
+# How long the image keeps an idle client connection (UVICORN_TIMEOUT_KEEP_ALIVE in its
+# Dockerfile). uvicorn's own 5 s equals httpx's: a request sent on a connection idle for just
+# under 5 s could meet the server's close and fail with ReadError (once in CI, under load).
+KEEP_ALIVE_SECONDS = 75
 
 
 @contextmanager
@@ -236,6 +240,7 @@ def uvicorn_command(python: Path, app: str, port: int, *, loop: str = EVENT_LOOP
     return [
         str(python), "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1",
         "--port", str(port), "--loop", loop, "--no-access-log", "--timeout-graceful-shutdown", "10",
+        "--timeout-keep-alive", str(KEEP_ALIVE_SECONDS),
     ]  # fmt: skip
 
 

@@ -18,6 +18,7 @@ printed (`pytest -s`), never asserted.
 """
 
 import concurrent.futures
+import http.client
 import json
 import os
 import re
@@ -36,12 +37,13 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.service import EVENT_LOOP, free_port
+from harness.service import EVENT_LOOP, KEEP_ALIVE_SECONDS, free_port
 from tests.helpers import render, run
 
 DRIVERS = ["asyncpg", "psycopg"]
 SLOW_INIT = 30  # seconds the init script sleeps: the race the db healthcheck must win
 DEADLINE = 240  # seconds any one wait may take before the test fails
+UVICORN_DEFAULT_KEEP_ALIVE = 5  # seconds
 DATABASE = "orders_service"  # the default project's database
 SERVICE_KEYS = {
     "image",
@@ -548,6 +550,35 @@ def test_api_is_ready_with_the_workers_web_concurrency_asks_for(deployment: Depl
     timed(deployment, "api ready", started)
 
     assert deployment.stack.logs("api").count("Started server process") == 2
+
+
+def test_image_keeps_idle_connections_longer_than_the_proxies_in_front(
+    deployment: Deployment,
+) -> None:
+    environment = dict(
+        entry.split("=", 1)
+        for entry in json.loads(
+            docker("image", "inspect", "--format", "{{json .Config.Env}}", deployment.image)
+        )
+    )
+    assert int(environment["UVICORN_TIMEOUT_KEEP_ALIVE"]) == KEEP_ALIVE_SECONDS > 60
+    wait_for_status(deployment, "/health/live", 200)
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", int(deployment.stack.variables["API_PORT"]), timeout=30
+    )
+    try:
+        connection.request("GET", "/health/live")
+        assert connection.getresponse().read()
+        socket = connection.sock
+        time.sleep(UVICORN_DEFAULT_KEEP_ALIVE + 1)  # idle past uvicorn's own time-out
+
+        connection.request("GET", "/health/live")
+        answer = connection.getresponse()  # http.client.RemoteDisconnected had it closed
+
+        assert answer.status == 200
+        assert connection.sock is socket
+    finally:
+        connection.close()
 
 
 def test_password_reaches_only_the_services_that_use_it(deployment: Deployment) -> None:
