@@ -558,7 +558,30 @@ def run_scenario(
     name: str, driver: str, workdir: Path, project: tuple[Path, Path] | None = None
 ) -> Result:
     with stage_for(driver, workdir / f"{name}-{driver}", project) as stage:
-        return asyncio.run(SCENARIOS[name](stage))
+        result = asyncio.run(SCENARIOS[name](stage))
+    if not result.passed:
+        result.problems += server_complaints(stage.workdir)
+    return result
+
+
+# uvicorn's own complaints, in the text log format: "<date> <time> ERROR    uvicorn.error [-] ...".
+# The app's lines are for each scenario to judge.
+UVICORN_COMPLAINT = re.compile(r"^\S+ \S+ (WARNING|ERROR|CRITICAL) +uvicorn")
+
+
+def server_complaints(workdir: Path, *, most: int = 3) -> list[str]:
+    """What uvicorn warned about in a scenario's service logs ("Exception in ASGI application",
+    "Invalid HTTP request received.", ...), for the report of a failure: each names a request
+    or connection the server itself gave up."""
+    lines = [
+        f"{log.name}: {line[:300]}"
+        for log in sorted(workdir.glob("*.log"))
+        for line in log.read_text(errors="replace").splitlines()
+        if UVICORN_COMPLAINT.match(line)
+    ]
+    if not lines:
+        return ["uvicorn logged no warning or error"]
+    return [f"uvicorn logged {len(lines)} warnings or errors, first: " + " | ".join(lines[:most])]
 
 
 def table(results: list[Result]) -> str:
