@@ -1,5 +1,5 @@
 """Several processes on one server: three uvicorn workers, each with the default pool (5 + 10),
-on a PostgreSQL that takes 30 connections, under 64 concurrent clients. The server refuses the
+on a PostgreSQL that takes 12 connections, under 64 concurrent clients. The server refuses the
 connections beyond its limit (SQLSTATE 53300): the service must answer those requests 503 with
 Retry-After, never 500, and lose no acknowledged write."""
 
@@ -22,7 +22,9 @@ from tests.helpers import project_environment
 # overload scenarios of both drivers, run at once on two workers, timed each other out.
 pytestmark = pytest.mark.xdist_group("load")
 
-MAX_CONNECTIONS = 30
+# Fewer than one process's pool: however the kernel shares the 64 clients among the processes
+# (in CI once so unevenly that with 30 all of them fit), they ask for more than the server takes.
+MAX_CONNECTIONS = 12
 PROCESSES = 3
 CLIENTS = 64
 SECONDS = 6
@@ -96,8 +98,9 @@ def test_three_processes_over_max_connections_answer_503_never_500(
         stage.postgres.start()
         log = tmp_path / "uvicorn.log"
         prefix = f"processes-{driver}-"
-        # Requests wait on the lock holding their connections, so every process opens its
-        # whole pool at once (45 > 30), as on a slow day; then the load runs on freely.
+        # Requests wait on the lock holding their connections, so every process opens as much
+        # of its pool as its clients ask for at once (up to 45 > 12), as on a slow day; then the
+        # load runs on freely.
         with workers(stage, log) as base_url, stage.postgres.table_locked("users", DATABASE, 2):
             statuses, acknowledged = asyncio.run(overload(base_url, prefix))
         stored = stage.stored(acknowledged, prefix)
