@@ -4,8 +4,9 @@
 
 Each figure is measured in this run, next to the baseline it is compared with:
   throughput   the default service (asyncpg, psycopg) under uvicorn on an embedded PostgreSQL,
-               loaded by wrk at 32 and 64 connections, against Starlette + a raw asyncpg pool,
-               all three serving at once and loaded in turn (ROUNDS interleaved runs each): req/s,
+               loaded by wrk at 32 and 64 connections, against Starlette + a raw asyncpg pool
+               (the targets' baseline) and, for psycopg, Starlette + raw psycopg connections too,
+               all four serving at once and loaded in turn (ROUNDS interleaved runs each): req/s,
                p50/p99, CPU per request of the app process and of every PostgreSQL process
                (/proc), new connections per request (pg_stat_database.sessions)
   replica      the same GET with DATABASE_REPLICA_URL set to a hot standby: CPU per read of the
@@ -179,6 +180,10 @@ def throughput(workdir: Path, seconds: int) -> list[Row]:
 
 
 PATHS = {"get": "/users/17", "list": "/users?limit=20"}
+# The raw baselines (harness/baseline_app.py) and their drivers. The targets are against "raw"
+# (asyncpg); "raw psycopg" shows what the psycopg service costs over its own driver.
+BASELINES = {"raw": "asyncpg", "raw psycopg": "psycopg"}
+BASELINE_NAMES = {"raw": "raw baseline", "raw psycopg": "raw psycopg baseline"}
 
 
 def bench_database(workdir: Path, postgres: Postgres) -> dict[str, tuple[Path, Path]]:
@@ -197,20 +202,21 @@ def bench_database(workdir: Path, postgres: Postgres) -> dict[str, tuple[Path, P
 
 def measure_throughput(workdir: Path, postgres: Postgres, seconds: int) -> list[Row]:
     projects = bench_database(workdir, postgres)
-    python = projects["asyncpg"][1]
     samples: dict[tuple[str, str, int], list[Sample]] = {}
     with contextlib.ExitStack() as services:
         running = {
-            "raw": services.enter_context(
+            baseline: services.enter_context(
                 serve(
                     ROOT,
-                    python,
-                    workdir / "baseline.log",
+                    projects[driver][1],  # a Python with the driver installed
+                    workdir / f"baseline-{driver}.log",
                     app="harness.baseline_app:create_app",
                     loop="auto",  # uvicorn's default, uvloop: the baseline at its fastest
+                    baseline_driver=driver,
                     baseline_dsn=postgres.url("bench"),
                 )
             )
+            for baseline, driver in BASELINES.items()
         }
         for driver, (project, python) in projects.items():
             running[driver] = services.enter_context(
@@ -239,10 +245,8 @@ def measure_throughput(workdir: Path, postgres: Postgres, seconds: int) -> list[
     rows = []
     for (name, endpoint, clients), runs in samples.items():
         result = Sample.combined(runs)
-        case = (
-            f"{'raw baseline' if name == 'raw' else name} GET {PATHS[endpoint]}, {clients} clients"
-        )
-        if name == "raw":
+        case = f"{BASELINE_NAMES.get(name, name)} GET {PATHS[endpoint]}, {clients} clients"
+        if name in BASELINES:
             rows.append(Row("throughput", case, result.summary()))
             continue
         raw = Sample.combined(samples["raw", endpoint, clients])
@@ -254,15 +258,30 @@ def measure_throughput(workdir: Path, postgres: Postgres, seconds: int) -> list[
                 result.summary(),
                 f"{raw.rate:,.0f} req/s; app {raw.per_request_us(raw.app_cpu):,.0f} us, "
                 f"PostgreSQL {raw.per_request_us(raw.postgres_cpu):,.0f} us",
-                f"{result.rate / raw.rate:.2f}; app CPU "
-                f"{result.app_cpu / result.requests / (raw.app_cpu / raw.requests):.1f}x, "
-                f"PostgreSQL CPU "
-                f"{result.postgres_cpu / result.requests / (raw.postgres_cpu / raw.requests):.1f}x",
+                against(result, raw),
                 f"ratio >= {ratio:.2f}, app CPU <= {app_target:g}x, PostgreSQL CPU <= "
                 f"{POSTGRES_CPU_TARGET:g}x, p99 <= 5 x p50, new connections <= 0.1%, no errors",
             )
         )
+        if name == "psycopg":  # what the service costs over its own driver, for reference
+            own = Sample.combined(samples["raw psycopg", endpoint, clients])
+            rows.append(
+                Row(
+                    "throughput",
+                    f"{case}, against raw psycopg",
+                    "",
+                    own.summary(),
+                    against(result, own),
+                )
+            )
     return rows
+
+
+def against(result: Sample, baseline: Sample) -> str:
+    """The throughput ratio and the CPU per request of `result` over `baseline`'s."""
+    app = result.app_cpu / result.requests / (baseline.app_cpu / baseline.requests)
+    postgres = result.postgres_cpu / result.requests / (baseline.postgres_cpu / baseline.requests)
+    return f"{result.rate / baseline.rate:.2f}; app CPU {app:.1f}x, PostgreSQL CPU {postgres:.1f}x"
 
 
 def replica(workdir: Path, seconds: int) -> list[Row]:
