@@ -569,9 +569,13 @@ def run_scenario(
     return result
 
 
-# uvicorn's own complaints, in the text log format: "<date> <time> ERROR    uvicorn.error [-] ...".
-# The app's lines are for each scenario to judge.
-UVICORN_COMPLAINT = re.compile(r"^\S+ \S+ (WARNING|ERROR|CRITICAL) +uvicorn")
+# uvicorn's own complaints, in either log format: "<date> <time> ERROR    uvicorn.error [-] ..."
+# or JSON ("level": "ERROR", "logger": "uvicorn.error", ...: app/logs.py's order). The app's
+# lines are for each scenario to judge.
+UVICORN_COMPLAINT = re.compile(
+    r"^\S+ \S+ (WARNING|ERROR|CRITICAL) +uvicorn"
+    r'|"level": "(WARNING|ERROR|CRITICAL)", "logger": "uvicorn'
+)
 
 
 def server_complaints(workdir: Path, *, most: int = 3) -> list[str]:
@@ -582,7 +586,7 @@ def server_complaints(workdir: Path, *, most: int = 3) -> list[str]:
         f"{log.name}: {line[:300]}"
         for log in sorted(workdir.glob("*.log"))
         for line in log.read_text(errors="replace").splitlines()
-        if UVICORN_COMPLAINT.match(line)
+        if UVICORN_COMPLAINT.search(line)
     ]
     if not lines:
         return ["uvicorn logged no warning or error"]
