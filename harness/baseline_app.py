@@ -48,9 +48,11 @@ async def asyncpg_pool(dsn: str) -> AsyncIterator[Fetch]:
     import asyncpg
 
     pool = await asyncpg.create_pool(dsn, min_size=SMALLEST_POOL, max_size=LARGEST_POOL)
+    # asyncpg numbers its parameters: each query converted once, not per call.
+    numbered = {sql: sql.replace("%s", "$1") for sql in (USER_BY_ID, USER_PAGE)}
 
     async def fetch(sql: str, *parameters: Any) -> Sequence[Mapping[str, Any]]:
-        rows: Sequence[Mapping[str, Any]] = await pool.fetch(sql.replace("%s", "$1"), *parameters)
+        rows: Sequence[Mapping[str, Any]] = await pool.fetch(numbered[sql], *parameters)
         return rows
 
     try:
