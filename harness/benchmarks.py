@@ -6,9 +6,10 @@ Each figure is measured in this run, next to the baseline it is compared with:
   throughput   the default service (asyncpg, psycopg) under uvicorn on an embedded PostgreSQL,
                loaded by wrk at 32 and 64 connections, against Starlette + a raw asyncpg pool
                (the targets' baseline) and, for psycopg, Starlette + raw psycopg connections too,
-               all four serving at once and loaded in turn (ROUNDS interleaved runs each): req/s,
-               p50/p99, CPU per request of the app process and of every PostgreSQL process
-               (/proc), new connections per request (pg_stat_database.sessions)
+               all four serving at once and loaded in turn (ROUNDS rounds): req/s, p50/p99, CPU
+               per request of the app process and of every PostgreSQL process (/proc), new
+               connections per request (pg_stat_database.sessions); ratios to a baseline are
+               the median of the rounds' (and their range)
   replica      the same GET with DATABASE_REPLICA_URL set to a hot standby: CPU per read of the
                primary and of the standby
   isolation    per-test cost of each test_db_strategy over 500 database tests, against 500 empty
@@ -51,7 +52,7 @@ from tests.helpers import (
 )
 
 CLIENTS = (32, 64)
-ROUNDS = 2  # raw and template runs alternate, so a neighbour's load hits both alike
+ROUNDS = 6  # short runs in turn, each round in a new order: ratios are taken round by round
 SEED_USERS = 1000
 ISOLATION_TESTS = 500
 EXTRA_TABLES = 50
@@ -100,6 +101,14 @@ class Sample:
 
     def per_request_us(self, seconds: float) -> float:
         return seconds / max(self.requests, 1) * 1e6
+
+    def app_cpu_ratio(self, baseline: "Sample") -> float:
+        return self.per_request_us(self.app_cpu) / baseline.per_request_us(baseline.app_cpu)
+
+    def postgres_cpu_ratio(self, baseline: "Sample") -> float:
+        return self.per_request_us(self.postgres_cpu) / baseline.per_request_us(
+            baseline.postgres_cpu
+        )
 
     def summary(self) -> str:
         return (
@@ -230,10 +239,12 @@ def measure_throughput(workdir: Path, postgres: Postgres, seconds: int) -> list[
         for service in running.values():  # warm: every connection open, statements prepared
             for path in PATHS.values():
                 run_wrk(service.base_url + path, seconds=2, connections=max(CLIENTS))
+        names = list(running)
         for clients in CLIENTS:
-            for _ in range(ROUNDS):
-                for name, service in running.items():
-                    for endpoint, path in PATHS.items():
+            for turn in range(ROUNDS):
+                for endpoint, path in PATHS.items():
+                    for name in names[turn % len(names) :] + names[: turn % len(names)]:
+                        service = running[name]
                         sample = measure(
                             service.base_url + path,
                             service.process.pid,
@@ -249,7 +260,8 @@ def measure_throughput(workdir: Path, postgres: Postgres, seconds: int) -> list[
         if name in BASELINES:
             rows.append(Row("throughput", case, result.summary()))
             continue
-        raw = Sample.combined(samples[RAW, endpoint, clients])
+        raw_runs = samples[RAW, endpoint, clients]
+        raw = Sample.combined(raw_runs)
         ratio, app_target = THROUGHPUT_TARGETS[name]
         rows.append(
             Row(
@@ -258,30 +270,41 @@ def measure_throughput(workdir: Path, postgres: Postgres, seconds: int) -> list[
                 result.summary(),
                 f"{raw.rate:,.0f} req/s; app {raw.per_request_us(raw.app_cpu):,.0f} us, "
                 f"PostgreSQL {raw.per_request_us(raw.postgres_cpu):,.0f} us",
-                against(result, raw),
+                against(runs, raw_runs),
                 f"ratio >= {ratio:.2f}, app CPU <= {app_target:g}x, PostgreSQL CPU <= "
                 f"{POSTGRES_CPU_TARGET:g}x, p99 <= 5 x p50, new connections <= 0.1%, no errors",
             )
         )
         if name == "psycopg":  # what the service costs over its own driver, for reference
-            own = Sample.combined(samples[RAW_PSYCOPG, endpoint, clients])
+            own = samples[RAW_PSYCOPG, endpoint, clients]
             rows.append(
                 Row(
                     "throughput",
                     f"{case}, against raw psycopg",
                     "",
-                    own.summary(),
-                    against(result, own),
+                    Sample.combined(own).summary(),
+                    against(runs, own),
                 )
             )
     return rows
 
 
-def against(result: Sample, baseline: Sample) -> str:
-    """The throughput ratio and the CPU per request of `result` over `baseline`'s."""
-    app = result.app_cpu / result.requests / (baseline.app_cpu / baseline.requests)
-    postgres = result.postgres_cpu / result.requests / (baseline.postgres_cpu / baseline.requests)
-    return f"{result.rate / baseline.rate:.2f}; app CPU {app:.1f}x, PostgreSQL CPU {postgres:.1f}x"
+def against(runs: list[Sample], baseline: list[Sample]) -> str:
+    """Throughput and CPU per request of `runs` over `baseline`'s, round by round (each pair
+    measured within seconds of each other, so the machine's speed, which can drift by half within a
+    minute here, cancels out): the median of the rounds, and their range."""
+    pairs = list(zip(runs, baseline, strict=True))
+
+    def spread(ratios: list[float], digits: int) -> str:
+        median, low, high = (
+            f"{value:.{digits}f}" for value in (statistics.median(ratios), min(ratios), max(ratios))
+        )
+        return f"{median} ({low}-{high})"
+
+    rate = spread([run.rate / base.rate for run, base in pairs], 2)
+    app = spread([run.app_cpu_ratio(base) for run, base in pairs], 1)
+    postgres = spread([run.postgres_cpu_ratio(base) for run, base in pairs], 1)
+    return f"{rate}; app CPU x {app}, PostgreSQL CPU x {postgres}"
 
 
 def replica(workdir: Path, seconds: int) -> list[Row]:
@@ -525,7 +548,7 @@ def table(rows: list[Row]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m harness.benchmarks")
-    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
+    parser.add_argument("--seconds", type=int, default=3, help="wrk duration per measurement")
     parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), default=list(BENCHMARKS))
     arguments = parser.parse_args()
     rows: list[Row] = []
