@@ -604,13 +604,16 @@ def test_a_write_is_read_back_through_the_api(deployment: Deployment) -> None:
 
     assert status == 200
     assert read["email"] == email
-    deployment.checks["user id"] = created["id"]
 
 
 def test_db_stopped_makes_api_unready_and_started_again_ready_with_data(
     deployment: Deployment,
 ) -> None:
     stack = deployment.stack
+    email = f"before-stop-{deployment.driver}@example.com"
+    status, created = api(deployment, "POST", "/users", {"email": email, "name": "Before stop"})
+    assert status == 201, created
+
     started = time.monotonic()
     docker("stop", stack.container("db"))
     wait_for_status(deployment, "/health/ready", 503)
@@ -621,8 +624,9 @@ def test_db_stopped_makes_api_unready_and_started_again_ready_with_data(
     wait_for_status(deployment, "/health/ready", 200)
     timed(deployment, "db started: ready answers 200", started)
 
-    status, read = api(deployment, "GET", f"/users/{deployment.checks['user id']}")
+    status, read = api(deployment, "GET", f"/users/{created['id']}")
     assert status == 200, read
+    assert read["email"] == email
 
 
 def test_docker_stop_lets_a_request_in_flight_finish_and_exits_0(
