@@ -290,9 +290,9 @@ def measure_throughput(workdir: Path, postgres: Postgres, seconds: int) -> list[
 
 
 def against(runs: list[Sample], baseline: list[Sample]) -> str:
-    """Throughput and CPU per request of `runs` over `baseline`'s, round by round (each pair
-    measured within seconds of each other, so the machine's speed, which can drift by half within a
-    minute here, cancels out): the median of the rounds, and their range."""
+    """Throughput and CPU per request of `runs` over `baseline`'s, round by round: the median of
+    the rounds, and their range. Each pair is measured 5-15 s apart, so the machine's speed,
+    which can drift by half within a minute here, cancels out."""
     pairs = list(zip(runs, baseline, strict=True))
 
     def spread(ratios: list[float], digits: int) -> str:
