@@ -102,14 +102,6 @@ class Sample:
     def per_request_us(self, seconds: float) -> float:
         return seconds / max(self.requests, 1) * 1e6
 
-    def app_cpu_ratio(self, baseline: "Sample") -> float:
-        return self.per_request_us(self.app_cpu) / baseline.per_request_us(baseline.app_cpu)
-
-    def postgres_cpu_ratio(self, baseline: "Sample") -> float:
-        return self.per_request_us(self.postgres_cpu) / baseline.per_request_us(
-            baseline.postgres_cpu
-        )
-
     def summary(self) -> str:
         return (
             f"{self.rate:,.0f} req/s, p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms "
@@ -295,15 +287,16 @@ def against(runs: list[Sample], baseline: list[Sample]) -> str:
     which can drift by half within a minute here, cancels out."""
     pairs = list(zip(runs, baseline, strict=True))
 
-    def spread(ratios: list[float], digits: int) -> str:
+    def spread(figure: Callable[[Sample], float], digits: int) -> str:
+        ratios = [figure(run) / figure(base) for run, base in pairs]
         median, low, high = (
             f"{value:.{digits}f}" for value in (statistics.median(ratios), min(ratios), max(ratios))
         )
         return f"{median} ({low}-{high})"
 
-    rate = spread([run.rate / base.rate for run, base in pairs], 2)
-    app = spread([run.app_cpu_ratio(base) for run, base in pairs], 1)
-    postgres = spread([run.postgres_cpu_ratio(base) for run, base in pairs], 1)
+    rate = spread(lambda sample: sample.rate, 2)
+    app = spread(lambda sample: sample.per_request_us(sample.app_cpu), 1)
+    postgres = spread(lambda sample: sample.per_request_us(sample.postgres_cpu), 1)
     return f"{rate}; app CPU x {app}, PostgreSQL CPU x {postgres}"
 
 
