@@ -19,6 +19,7 @@ from app.db.errors import DatabaseUnavailableError, failure_kind, sqlstate_of
 
 # SQLSTATEs, reported the same way by both drivers (`error.orig.sqlstate`).
 QUERY_CANCELED = "57014"  # statement_timeout
+LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout: a table or row held by another transaction
 CONFLICTS = {"23505", "23503"}  # unique violation, foreign key violation
 # The data exceptions (class 22) a client's input can cause when it reaches the database
 # unvalidated. The rest of class 22 (division by zero, an invalid parameter passed to a
@@ -150,7 +151,11 @@ def register_error_handlers(app: FastAPI) -> None:
             return JSONResponse(
                 {"detail": "the database query took too long"},
                 status_code=status.HTTP_504_GATEWAY_TIMEOUT,
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
             )
+        if sqlstate == LOCK_NOT_AVAILABLE:
+            failures.record(503, failure_kind(error))
+            return _unavailable("the data is locked by another transaction, try again")
         if (
             sqlstate.startswith(UNAVAILABLE_CLASSES)
             or error.connection_invalidated

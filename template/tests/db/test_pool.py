@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
-from pydantic import SecretStr
 from sqlalchemy import event, insert, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -18,7 +17,7 @@ from app.api.deps import ReaderDep, ReadSessionDep, SessionDep
 from app.config import Settings
 from app.db.session import ConnectionQueue
 from app.main import create_app
-from tests.support import idle_in_transaction, pooled, unreachable
+from tests.support import idle_in_transaction, pooled, silent_server, unreachable
 
 # Two statements in one transaction (after a BEGIN) get the same id; on their own, two ids.
 TRANSACTION_ID = text("SELECT pg_current_xact_id()::text")
@@ -251,16 +250,8 @@ async def test_ready_answers_while_requests_hold_every_connection(settings: Sett
 async def test_ready_takes_no_connection_of_the_requests_while_connects_hang(
     settings: Settings,
 ) -> None:
-    accepted: list[asyncio.StreamWriter] = []
-
-    async def accept_and_say_nothing(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(writer)
-
-    silent = await asyncio.start_server(accept_and_say_nothing, "127.0.0.1", 0)
-    url = settings.url.set(host="127.0.0.1", port=silent.sockets[0].getsockname()[1], query={})
-    hanging = SecretStr(url.render_as_string(hide_password=False))
-    app = create_app(pooled(settings, database_url=hanging, db_pool_size=1, db_max_overflow=0))
-    try:
+    async with silent_server(pooled(settings, db_pool_size=1, db_max_overflow=0)) as hanging:
+        app = create_app(hanging)
         async with (
             app.router.lifespan_context(app),
             AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client,
@@ -269,11 +260,6 @@ async def test_ready_takes_no_connection_of_the_requests_while_connects_hang(
             await asyncio.sleep(0.5)  # the probe is waiting for its connect
             held_by_probe = app.state.engine.pool.checkedout()
             response = await probe
-    finally:
-        silent.close()
-        for writer in accepted:
-            writer.close()
-        await silent.wait_closed()
 
     assert held_by_probe == 0
     assert response.status_code == 503
