@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.db.errors import DatabaseUnavailableError, failure_kind, sqlstate_of
+from app.db.errors import DatabaseUnavailableError, failure_kind, is_stale_plan, sqlstate_of
 
 # SQLSTATEs, reported the same way by both drivers (`error.orig.sqlstate`).
 QUERY_CANCELED = "57014"  # statement_timeout
@@ -159,6 +159,7 @@ def register_error_handlers(app: FastAPI) -> None:
         if (
             sqlstate.startswith(UNAVAILABLE_CLASSES)
             or error.connection_invalidated
+            or is_stale_plan(error)  # a column's type changed: the next attempt re-prepares
             or isinstance(error, OperationalError | InterfaceError)
         ):
             failures.record(503, failure_kind(error))
