@@ -297,12 +297,12 @@ def count_open(engine: AsyncEngine) -> Callable[[], int]:
 @pytest.fixture
 async def peak_app(settings: Settings) -> AsyncIterator[FastAPI]:
     """Two connections kept, six more for peaks closed after half a second idle, and a route
-    that holds its connection a tenth of a second."""
+    that holds its connection a fifth of a second."""
     app = create_app(pooled(settings, db_pool_size=2, db_max_overflow=6, db_pool_max_idle=0.5))
 
     @app.get("/hold")
     async def hold(session: SessionDep) -> None:
-        await session.execute(text("SELECT pg_sleep(0.1)"))
+        await session.execute(text("SELECT pg_sleep(0.2)"))
 
     async with app.router.lifespan_context(app):
         yield app
@@ -328,7 +328,7 @@ async def test_after_a_peak_the_pool_closes_what_it_opened_above_its_size(
     async with AsyncClient(transport=ASGITransport(app=peak_app), base_url="http://t") as client:
         statuses = await holding(client, clients=8, seconds=0.5)
         at_peak = open_connections()
-        await asyncio.sleep(1.5)  # idle: three times DB_POOL_MAX_IDLE
+        await asyncio.sleep(2)  # idle: four times DB_POOL_MAX_IDLE
         after_idle = open_connections()
         again = await holding(client, clients=8, seconds=0.3)  # a later peak reopens them
 
