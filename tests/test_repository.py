@@ -3,7 +3,9 @@
 import re
 import sys
 
-from tests.helpers import COPIER_YML, QUESTIONS, ROOT, run
+from harness.answers import COPIER_YML, QUESTIONS
+from harness.commands import run
+from harness.paths import ROOT
 
 README = (ROOT / "README.md").read_text()
 
