@@ -11,9 +11,10 @@ import time
 import httpx
 import pytest
 
+from harness.answers import DRIVERS
+from harness.environments import project_environment
 from harness.faults import DATABASE, Stage, stage_for
 from harness.service import free_port, server_workdir, stop, uvicorn_command, wait_until_live
-from tests.helpers import choices, project_environment
 
 GRACE_SECONDS = 2  # uvicorn's --timeout-graceful-shutdown here (the image's is 8)
 LOCK_SECONDS = 12  # the write waits behind the lock longer than the grace period
@@ -31,7 +32,7 @@ def wait_for_a_statement_waiting_on_a_lock(stage: Stage) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("driver", choices("db_driver"))
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_a_request_cut_short_by_shutdown_answers_503_and_stores_nothing(driver: str) -> None:
     with server_workdir(f"shutdown-{driver}-") as workdir, stage_for(driver, workdir) as stage:
         port = free_port()
