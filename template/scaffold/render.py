@@ -509,6 +509,9 @@ def invalid_values(spec: Field) -> dict[str, str]:
         # Instants PostgreSQL stores but Python cannot read back: past 9999 or before 1 in UTC.
         cases["after-9999-in-utc"] = '"9999-12-31T23:59:59-23:59"'
         cases["before-year-1-in-utc"] = '"0001-01-01T00:30:00+01:00"'
+        # Python's first and last instants, which asyncpg writes as -infinity and infinity.
+        cases["first-python-instant"] = '"0001-01-01T00:00:00+00:00"'
+        cases["last-python-instant"] = '"9999-12-31T23:59:59.999999+00:00"'
     if spec.type == "uuid":
         cases["not-a-uuid"] = '"not-a-uuid"'
     if spec.type == "enum":
@@ -526,9 +529,8 @@ def edge_values(spec: Field) -> dict[str, str]:
     cases: dict[str, str] = {}
     if spec.type == "str" and (spec.length or 0) <= TEST_LENGTH_LIMIT:
         cases["longest-of-widest-characters"] = f'"\\U0010ffff" * {spec.length}'
-    if spec.type in ("str", "text"):
-        cases["controls-but-nul"] = '"\\x01\\x1f\\x7f\\x9f"'
     if spec.type == "text":
+        cases["controls-but-nul"] = '"\\x01\\x1f\\x7f\\x9f"'
         cases["widest-characters"] = '"\\U0010ffff\\U0001f600" * 1000'
     if spec.type in INT_BOUNDS:
         bits = 63 if spec.type == "bigint" else 31
@@ -543,8 +545,8 @@ def edge_values(spec: Field) -> dict[str, str]:
     if spec.type == "date":
         cases |= {"first-day": '"0001-01-01"', "last-day": '"9999-12-31"'}
     if spec.type == "datetime":
-        cases["first-instant"] = '"0001-01-01T00:00:00+00:00"'
-        cases["last-instant"] = '"9999-12-31T23:59:59.999999+00:00"'
+        cases["first-instant"] = '"0001-01-01T00:00:00.000001+00:00"'
+        cases["last-instant"] = '"9999-12-31T23:59:59.999998+00:00"'
         cases["first-day-far-east"] = '"0001-01-01T23:59:59+23:59"'
         cases["last-day-far-west"] = '"9999-12-31T00:00:00-23:59"'
     if spec.type == "uuid":
@@ -622,7 +624,7 @@ def render_tests(resource: Resource, references: dict[str, Reference]) -> str:
         sections.append(render_template("test_api_unique.py.tmpl", **values))
     imports.add("asyncio")
     imports.add("collections.abc", "AsyncIterator")
-    imports.add("uuid")
+    imports.add("secrets")
     imports.add("fastapi", "FastAPI")
     imports.add("httpx", "ASGITransport")
     imports.add("app.models", "User")

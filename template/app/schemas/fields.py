@@ -9,6 +9,8 @@ from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, Stri
 
 INT4_MAX = 2**31 - 1  # the largest value of a PostgreSQL `integer` column
 ID_MAX = 2**63 - 1  # the largest value of a `bigint` identity column: every table's `id`
+_FIRST_INSTANT = datetime.min.replace(tzinfo=UTC)
+_LAST_INSTANT = datetime.max.replace(tzinfo=UTC)
 # Characters nobody sees in an address: spaces and controls are refused by their Unicode category
 # (C*, Z*); these are letters or marks that render as nothing (Hangul fillers, variation selectors).
 _INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800\u180b\u180c\u180d\u180e\u180f") | frozenset(
@@ -27,12 +29,18 @@ def _storable(value: str) -> str:
 
 
 def _readable_as_utc(value: datetime) -> datetime:
-    """The instant in UTC; PostgreSQL stores it so, and an instant past 9999-12-31 or before
-    0001-01-01 in UTC (9999-12-31T23:59:59-01:00) would be stored but not read back by Python."""
+    """The instant in UTC, as PostgreSQL stores it. Python cannot read back an instant past
+    9999-12-31 or before 0001-01-01 in UTC (9999-12-31T23:59:59-01:00 is one), and asyncpg
+    writes Python's first and last instants as -infinity and infinity: all are refused."""
     try:
-        return value.astimezone(UTC)
+        utc = value.astimezone(UTC)
     except OverflowError:
-        raise ValueError("must be from 0001-01-01 to 9999-12-31 in UTC") from None
+        utc = None
+    if utc is None or not _FIRST_INSTANT < utc < _LAST_INSTANT:
+        raise ValueError(
+            "must be after 0001-01-01T00:00:00Z and before 9999-12-31T23:59:59.999999Z"
+        )
+    return utc
 
 
 def _normalized_email(value: object) -> object:

@@ -52,11 +52,14 @@ async def test_invalid_user_answers_422(client: AsyncClient, payload: dict[str, 
     assert response.status_code == 422
 
 
-@pytest.mark.parametrize("user_id", ["999999", "0", "2147483648", "abc"])
+# Ids are bigints: 2**63 - 1 is a valid id (404), 2**63 is not (422).
+@pytest.mark.parametrize(
+    "user_id", ["999999", "9223372036854775807", "0", "9223372036854775808", "abc"]
+)
 async def test_unknown_or_invalid_user_id_answers_4xx(client: AsyncClient, user_id: str) -> None:
     response = await client.get(f"/users/{user_id}")
 
-    assert response.status_code == (404 if user_id == "999999" else 422)
+    assert response.status_code == (404 if user_id in ("999999", "9223372036854775807") else 422)
 
 
 async def test_list_users_pages_in_id_order(client: AsyncClient, user_factory: UserFactory) -> None:
