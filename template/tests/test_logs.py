@@ -1,6 +1,7 @@
 import io
 import json
 import logging
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -128,3 +129,14 @@ def test_log_level_comes_from_settings(settings: Settings, monkeypatch: pytest.M
     finally:
         configure_logging(settings)
     assert from_environment.log_level == "WARNING"
+
+
+def test_python_warnings_are_log_lines(log_output: io.StringIO) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("a library's warning", UserWarning, stacklevel=1)
+
+    [line] = json_lines(log_output)
+    assert line["logger"] == "py.warnings"
+    assert line["level"] == "WARNING"
+    assert "a library's warning" in line["message"]

@@ -2,14 +2,10 @@
 database cannot serve, and a 500 only for a real bug. Only failures raised by the database
 driver (or SQLAlchemy's pool) are mapped; anything else a handler raises is a logged 500."""
 
-import json
 import logging
 import time
-from typing import Any
 
 from fastapi import FastAPI, Request, status
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -68,13 +64,6 @@ class FailureLog:
         )
 
 
-class AsciiJSONResponse(JSONResponse):
-    """Escapes non-ASCII, so that input echoed back (even a lone surrogate) always encodes."""
-
-    def render(self, content: Any) -> bytes:
-        return json.dumps(content, separators=(",", ":")).encode()
-
-
 class UnexpectedErrorMiddleware:
     """Answers an unhandled exception with a 500 itself. Left to the server, the exception makes
     it close the keep-alive connection, and a client's next request on it fails unanswered."""
@@ -114,13 +103,6 @@ def _unavailable(detail: str) -> JSONResponse:
 def register_error_handlers(app: FastAPI) -> None:
     app.add_middleware(UnexpectedErrorMiddleware)
     failures = FailureLog()
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        return AsciiJSONResponse(
-            {"detail": jsonable_encoder(error.errors())},
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        )
 
     @app.exception_handler(PoolTimeoutError)
     async def pool_timeout(request: Request, error: PoolTimeoutError) -> JSONResponse:
