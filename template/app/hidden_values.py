@@ -64,4 +64,3 @@ class HideStatementValues(logging.Filter):
             if any(_from_the_database(error) for error in chain):
                 record.exc_text = _without_messages(chain)
         return True
-

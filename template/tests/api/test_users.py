@@ -8,6 +8,11 @@ from tests.support import UserFactory
 JSON_BODY = {"content-type": "application/json"}
 
 
+def fullwidth(text: str) -> str:
+    """`text` in the fullwidth forms of its ASCII characters (A becomes U+FF21)."""
+    return "".join(chr(ord(character) + 0xFEE0) for character in text)
+
+
 async def test_create_user_returns_201_and_the_stored_user(client: AsyncClient) -> None:
     response = await client.post("/users", json={"email": "Ada@Example.com", "name": "Ada"})
 
@@ -105,7 +110,7 @@ async def test_list_users_keeps_its_bounds(client: AsyncClient, query: dict[str,
 @pytest.mark.parametrize(
     ("spelling", "stored"),
     [
-        ("ＡＤＡ＠ｅｘａｍｐｌｅ．ｃｏｍ", "ada@example.com"),
+        (fullwidth("ADA@example.com"), "ada@example.com"),
         ("jose\u0301@example.com", "jos\u00e9@example.com"),
     ],
     ids=["fullwidth", "decomposed-accent"],
@@ -121,7 +126,11 @@ async def test_an_email_is_stored_in_one_spelling(
 
 async def test_look_alike_spellings_of_one_email_are_one_account(client: AsyncClient) -> None:
     first = await client.post("/users", json={"email": "jos\u00e9@example.com", "name": "A"})
-    look_alikes = ["jose\u0301@example.com", "ＪＯＳÉ@example.com", "jos\u00e9@EXAMPLE.COM"]
+    look_alikes = [
+        "jose\u0301@example.com",
+        fullwidth("JOS") + "\u00c9@example.com",
+        "jos\u00e9@EXAMPLE.COM",
+    ]
 
     responses = [
         await client.post("/users", json={"email": email, "name": "B"}) for email in look_alikes
@@ -152,7 +161,7 @@ async def test_an_email_with_a_control_or_invisible_character_answers_422(
 
 
 @pytest.mark.parametrize("field", ["email", "name"])
-@pytest.mark.parametrize("value", ["\ud800", "\udfff", "a\x00b"], ids=["high", "low", "nul"])
+@pytest.mark.parametrize("value", ["\ud800", "low\udfff", "a\x00b"], ids=["high", "low", "nul"])
 async def test_a_string_postgresql_cannot_store_answers_422(
     client: AsyncClient, field: str, value: str
 ) -> None:

@@ -9,10 +9,10 @@ JSON_BODY = {"content-type": "application/json"}
 @pytest.mark.parametrize(
     "body",
     [
-        {"email": "ada@example.com", "name": "é" * 500_000},
+        {"email": "ada@example.com", "name": "é" * 100_000},
         {"email": "x" * 500_000, "name": "Ada"},
-        {"email": "ada@example.com", "name": ["é" * 1000] * 400},
-        {"name": "é" * 500_000},
+        {"email": "ada@example.com", "name": ["é" * 100] * 400},
+        {"name": "é" * 100_000},
     ],
     ids=["long-name", "long-email", "list-instead-of-text", "missing-field"],
 )
