@@ -5,12 +5,13 @@ PostgreSQL: `relation "..." does not exist`)."""
 
 import logging
 import traceback
+from pathlib import PurePath
 
 from sqlalchemy.exc import StatementError
 
 from app.db.errors import sqlstate_of
 
-_DRIVER_PACKAGES = ("asyncpg", "psycopg", "psycopg_binary")
+_DRIVER_PACKAGES = frozenset({"asyncpg", "psycopg", "psycopg_binary", "psycopg_c"})
 
 
 def _chain(error: BaseException) -> list[BaseException]:
@@ -31,8 +32,9 @@ def _from_the_database(error: BaseException) -> bool:
     if type(error).__module__.split(".")[0] in _DRIVER_PACKAGES:
         return True
     # A value the driver failed to encode (psycopg raises Python's own UnicodeEncodeError).
+    # Its compiled code names its files relative to the package (psycopg_binary/types/...).
     frames = traceback.extract_tb(error.__traceback__)
-    return bool(frames) and any(f"/{name}/" in frames[-1].filename for name in _DRIVER_PACKAGES)
+    return bool(frames) and not _DRIVER_PACKAGES.isdisjoint(PurePath(frames[-1].filename).parts)
 
 
 def _without_messages(chain: list[BaseException]) -> str:

@@ -49,4 +49,5 @@ async def test_production_logs_never_carry_a_statement_s_values(
     assert SECRET not in output.getvalue()
     [logged] = [json.loads(line) for line in output.getvalue().splitlines() if "exception" in line]
     assert "message hidden" in logged["exception"]
-    assert "statement: SELECT CAST(" in logged["exception"]  # the statement stays, its values go
+    if path == "/quoted-by-the-server":  # the statement stays, its values go
+        assert "statement: SELECT CAST(" in logged["exception"]
