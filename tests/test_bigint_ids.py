@@ -31,7 +31,9 @@ INTEGER_IDS = {
     "template/migrations/versions/{% if use_pgvector %}0002_pgvector.py{% endif %}.jinja": [
         (IDENTITY_ID, SERIAL_ID),
     ],
-    "template/app/models/user.py": [("(BigInteger, Identity(), primary_key=True)", "(primary_key=True)")],
+    "template/app/models/user.py": [
+        ("(BigInteger, Identity(), primary_key=True)", "(primary_key=True)")
+    ],
     "template/app/models/post.py": [
         ("(BigInteger, Identity(), primary_key=True)", "(primary_key=True)"),
         ("(\n        BigInteger, ForeignKey(", "(\n        ForeignKey("),
