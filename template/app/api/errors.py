@@ -3,7 +3,6 @@ database cannot serve, and a 500 only for a real bug. Only failures raised by th
 driver (or SQLAlchemy's pool) are mapped; anything else a handler raises is a logged 500."""
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -11,8 +10,6 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import FastAPI, Request, status
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -72,13 +69,6 @@ class FailureLog:
             answer,
             f" ({repeated} more since the last report)" if repeated else "",
         )
-
-
-class AsciiJSONResponse(JSONResponse):
-    """Escapes non-ASCII, so that input echoed back (even a lone surrogate) always encodes."""
-
-    def render(self, content: Any) -> bytes:
-        return json.dumps(content, separators=(",", ":")).encode()
 
 
 class InFlight:
@@ -187,13 +177,6 @@ def register_error_handlers(app: FastAPI) -> None:
     app.add_middleware(UnexpectedErrorMiddleware, in_flight=in_flight)
     wait_for_requests_at_shutdown(app, in_flight)
     failures = FailureLog()
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        return AsciiJSONResponse(
-            {"detail": jsonable_encoder(error.errors())},
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        )
 
     @app.exception_handler(PoolTimeoutError)
     async def pool_timeout(request: Request, error: PoolTimeoutError) -> JSONResponse:
