@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.db import driver
 from app.db.errors import DatabaseUnavailableError, failure_kind, sqlstate_of
 
 # SQLSTATEs, reported the same way by both drivers (`error.orig.sqlstate`).
@@ -132,8 +133,7 @@ def register_error_handlers(app: FastAPI) -> None:
         failures.record(503, f"at connect: {error.kind}")
         return _unavailable("the database is unavailable, try again")
 
-    @app.exception_handler(DBAPIError)
-    async def database_error(request: Request, error: DBAPIError) -> JSONResponse:
+    async def database_error(request: Request, error: Exception) -> JSONResponse:
         sqlstate = sqlstate_of(error) or ""
         if sqlstate in CONFLICTS:
             return JSONResponse(
@@ -153,9 +153,13 @@ def register_error_handlers(app: FastAPI) -> None:
             )
         if (
             sqlstate.startswith(UNAVAILABLE_CLASSES)
-            or error.connection_invalidated
-            or isinstance(error, OperationalError | InterfaceError)
+            or (isinstance(error, DBAPIError) and error.connection_invalidated)
+            or isinstance(error, (OperationalError, InterfaceError, *driver.CONNECTION_LOST))
         ):
             failures.record(503, failure_kind(error))
             return _unavailable("the database is unavailable, try again")
         raise error
+
+    # SQLAlchemy's errors, and the driver's own as reads on the driver raise them (app.db.reads).
+    for raised in (DBAPIError, driver.ERROR):
+        app.add_exception_handler(raised, database_error)

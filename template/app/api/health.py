@@ -4,7 +4,7 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel
 
-from app.db.reads import Reads
+from app.db.replicas import ReplicaRouter
 from app.db.session import check_db_connection
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -26,14 +26,14 @@ async def live() -> Health:
 async def ready(request: Request, response: Response) -> Health:
     """The database answers; 503 (within a couple of seconds) when it does not. The probe has
     a connection of its own: it never waits behind requests, and they never wait behind it."""
-    reads: Reads = request.app.state.reads
+    router: ReplicaRouter = request.app.state.replica_router
     probes = [request.app.state.probe_engine]
-    if reads.replica_configured:
+    if router.replica_configured:
         probes.append(request.app.state.replica_probe_engine)
     primary, *replica = await asyncio.gather(*map(check_db_connection, probes))
     health = Health(status="ok" if primary else "unavailable")
     if replica:
-        reads.replica_answered(replica[0])
+        router.replica_answered(replica[0])
         health.replica = "ok" if replica[0] else "unavailable"
     if not primary:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
