@@ -22,21 +22,16 @@ async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]
     return sessionmaker
 
 
-async def get_connection_queue(request: Request) -> ConnectionQueue:
-    queue: ConnectionQueue = request.app.state.connection_queue
-    return queue
-
-
 async def get_db(
     request: Request,
     sessionmaker: Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)],
-    queue: Annotated[ConnectionQueue, Depends(get_connection_queue)],
 ) -> AsyncIterator[AsyncSession]:
     """The request's session. Depend on it with scope="function" (SessionDep): the commit then
     happens before the response is sent, so a 2xx means the write is stored."""
+    queue: ConnectionQueue = request.app.state.connection_queue
     async with queue.turn(), session_scope(sessionmaker) as session:
         yield session
-    if session.info.get("flushed"):
+    if session.info.get("wrote"):
         request.state.wrote = True  # ReadYourWrites tells the client to read the primary
 
 
