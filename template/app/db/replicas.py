@@ -124,8 +124,14 @@ class ReplicaRouter:
     async def connect(self, *, primary: bool = False) -> AsyncIterator[AsyncConnection]:
         """A pooled connection of the replica, or of the primary (see `_open`), for one read."""
         if primary or not self.replica_in_use:  # the common case, kept short: it is every read
-            async with self._primary.queue.turn(), self._primary.engine.connect() as connection:
-                yield connection
+            async with self._primary.queue.turn():
+                connection = await self._primary.engine.connect().start()
+                try:
+                    yield connection
+                finally:
+                    # Closed here, not by `async with`, which shields the close in a task of its
+                    # own: a task and three turns of the event loop more per read.
+                    await connection.close()
             return
         async with AsyncExitStack() as stack:
             yield await self._open(stack, Database.connect)
