@@ -252,7 +252,7 @@ async def test_a_connection_lost_during_a_read_is_invalidated_and_the_next_read_
             terminated = await other.scalar(
                 text(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state = 'active'"
-                    " AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()"
+                    " AND query LIKE '%FROM pg_sleep(%' AND pid <> pg_backend_pid()"
                 )
             )
             if terminated:
