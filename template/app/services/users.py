@@ -15,12 +15,15 @@ EMAIL_CONSTRAINT = "uq_users_email"
 # Reads: statements built once (see app.services.pages.PageQuery), rows validated into schemas.
 USER_BY_ID = select(User).where(User.id == bindparam("user_id"))
 USER_PAGES = PageQuery(select(User).order_by(User.id))
-# Writes built once too: one UPDATE ... RETURNING, with no SELECT before it.
+# Writes built once too: one UPDATE ... RETURNING, with no SELECT before it. The session's
+# objects are not matched against its WHERE in Python (synchronize_session): a request's session
+# holds no user before it, and RETURNING gives the one it changed.
 USER_UPDATE = (
     update(User)
     .where(User.id == bindparam("user_id"))
     .values(email=bindparam("email"), name=bindparam("name"))
     .returning(User)
+    .execution_options(synchronize_session=False)
 )
 
 
