@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.db import driver
 from app.db.errors import DatabaseUnavailableError, failure_kind, is_stale_plan, sqlstate_of
 
 # SQLSTATEs, reported the same way by both drivers (`error.orig.sqlstate`).
@@ -188,8 +189,7 @@ def register_error_handlers(app: FastAPI) -> None:
         failures.record(503, f"at connect: {error.kind}")
         return _unavailable("the database is unavailable, try again")
 
-    @app.exception_handler(DBAPIError)
-    async def database_error(request: Request, error: DBAPIError) -> JSONResponse:
+    async def database_error(request: Request, error: Exception) -> JSONResponse:
         sqlstate = sqlstate_of(error) or ""
         if sqlstate in CONFLICTS:
             return JSONResponse(
@@ -213,10 +213,14 @@ def register_error_handlers(app: FastAPI) -> None:
             return _unavailable("the data is locked by another transaction, try again")
         if (
             sqlstate.startswith(UNAVAILABLE_CLASSES)
-            or error.connection_invalidated
+            or (isinstance(error, DBAPIError) and error.connection_invalidated)
             or is_stale_plan(error)  # a column's type changed: the next attempt re-prepares
-            or isinstance(error, OperationalError | InterfaceError)
+            or isinstance(error, (OperationalError, InterfaceError, *driver.CONNECTION_LOST))
         ):
             failures.record(503, failure_kind(error))
             return _unavailable("the database is unavailable, try again")
         raise error
+
+    # SQLAlchemy's errors, and the driver's own as reads on the driver raise them (app.db.reads).
+    for raised in (DBAPIError, driver.ERROR):
+        app.add_exception_handler(raised, database_error)
