@@ -526,6 +526,35 @@ def test_image_serves_on_the_event_loop_the_fault_harness_measures(deployment: D
     assert command[command.index("--loop") + 1] == EVENT_LOOP
 
 
+# Counts the processes of the container that have uvloop's library mapped: those serving on it.
+ON_UVLOOP = (
+    "import glob; print(sum('uvloop' in open(maps).read()"
+    " for maps in glob.glob('/proc/[0-9]*/maps')))"
+)
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "two-workers"])
+def test_image_serves_on_the_loop_web_concurrency_asks_for(
+    deployment: Deployment, workers: int
+) -> None:
+    """asyncio's loop for one process, uvloop in each of several workers (app/loop.py). No
+    database is needed: the app connects on the first request."""
+    name = f"loop-{workers}-{uuid.uuid4().hex[:8]}"
+    docker("run", "-d", "--name", name, "-e", f"WEB_CONCURRENCY={workers}", deployment.image)
+    try:
+        deadline = time.monotonic() + DEADLINE
+        logs = ""
+        while logs.count("Application startup complete") < workers:  # uvicorn logs to stderr
+            assert time.monotonic() < deadline, logs
+            time.sleep(0.5)
+            logs = run("docker", "logs", name, cwd=Path.cwd()).stderr
+        on_uvloop = int(docker("exec", name, "python", "-c", ON_UVLOOP))
+    finally:
+        docker("rm", "-f", name)
+
+    assert on_uvloop == (0 if workers == 1 else workers)
+
+
 def test_db_is_healthy_only_once_the_application_database_accepts_tcp(
     deployment: Deployment,
 ) -> None:
