@@ -3,7 +3,6 @@ database cannot serve, and a 500 only for a real bug. Only failures raised by th
 driver (or SQLAlchemy's pool) are mapped; anything else a handler raises is a logged 500."""
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -11,13 +10,12 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import FastAPI, Request, status
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.db import driver
 from app.db.errors import DatabaseUnavailableError, failure_kind, is_stale_plan, sqlstate_of
 
 # SQLSTATEs, reported the same way by both drivers (`error.orig.sqlstate`).
@@ -72,13 +70,6 @@ class FailureLog:
             answer,
             f" ({repeated} more since the last report)" if repeated else "",
         )
-
-
-class AsciiJSONResponse(JSONResponse):
-    """Escapes non-ASCII, so that input echoed back (even a lone surrogate) always encodes."""
-
-    def render(self, content: Any) -> bytes:
-        return json.dumps(content, separators=(",", ":")).encode()
 
 
 class InFlight:
@@ -188,13 +179,6 @@ def register_error_handlers(app: FastAPI) -> None:
     wait_for_requests_at_shutdown(app, in_flight)
     failures = FailureLog()
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        return AsciiJSONResponse(
-            {"detail": jsonable_encoder(error.errors())},
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        )
-
     @app.exception_handler(PoolTimeoutError)
     async def pool_timeout(request: Request, error: PoolTimeoutError) -> JSONResponse:
         failures.record(503, "pool timeout")
@@ -205,8 +189,7 @@ def register_error_handlers(app: FastAPI) -> None:
         failures.record(503, f"at connect: {error.kind}")
         return _unavailable("the database is unavailable, try again")
 
-    @app.exception_handler(DBAPIError)
-    async def database_error(request: Request, error: DBAPIError) -> JSONResponse:
+    async def database_error(request: Request, error: Exception) -> JSONResponse:
         sqlstate = sqlstate_of(error) or ""
         if sqlstate in CONFLICTS:
             return JSONResponse(
@@ -230,10 +213,14 @@ def register_error_handlers(app: FastAPI) -> None:
             return _unavailable("the data is locked by another transaction, try again")
         if (
             sqlstate.startswith(UNAVAILABLE_CLASSES)
-            or error.connection_invalidated
+            or (isinstance(error, DBAPIError) and error.connection_invalidated)
             or is_stale_plan(error)  # a column's type changed: the next attempt re-prepares
-            or isinstance(error, OperationalError | InterfaceError)
+            or isinstance(error, (OperationalError, InterfaceError, *driver.CONNECTION_LOST))
         ):
             failures.record(503, failure_kind(error))
             return _unavailable("the database is unavailable, try again")
         raise error
+
+    # SQLAlchemy's errors, and the driver's own as reads on the driver raise them (app.db.reads).
+    for raised in (DBAPIError, driver.ERROR):
+        app.add_exception_handler(raised, database_error)
