@@ -5,6 +5,7 @@ can get wrong answered in one line, for each driver."""
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -44,7 +45,10 @@ def postgres_of(project: Path) -> list[psutil.Process]:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server could listen on it (as uvicorn binds: closed connections waiting out
+    TIME_WAIT do not count)."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -285,3 +289,78 @@ def test_each_database_mistake_is_one_line_with_no_traceback_nor_password(
     verbose = run(python, "-m", "app", "check", "-v", cwd=project, env=env, returncode=1)
     assert "Traceback" in verbose.stderr
     assert postgres_of(project) == []
+
+
+CHROMIUM = shutil.which("chromium")
+CHROMIUM_OPTIONS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+    "--disable-background-networking", "--virtual-time-budget=30000", "--dump-dom",
+]  # fmt: skip
+
+
+def page_requests(net_log: Path, origin: str) -> list[str]:
+    """The URLs the page asked for (its subresources, which name it as their initiator)."""
+    text = net_log.read_text().rstrip()
+    log = json.loads(text if text.endswith("}") else text.rstrip(",") + "]}")
+    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    return [
+        event["params"]["url"]
+        for event in log["events"]
+        if event["type"] == start and event["params"].get("initiator") == origin
+    ]
+
+
+def test_docs_pages_show_the_operations_in_a_browser_with_no_network(
+    template_source: Path, tmp_path: Path
+) -> None:
+    """The service and headless Chromium in a network namespace of their own: loopback, nothing
+    else, so a page that needed a CDN would stay blank."""
+    assert CHROMIUM, "no chromium: apt-get install chromium"
+    project = render(template_source, tmp_path / "project")
+    python = project_python(project)
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    env = project_environment(python, database_url=f"postgresql://nobody@127.0.0.1:1/{DATABASE}")
+    log = tmp_path / "service.log"
+    serve = (
+        f"ip link set lo up && exec {python} -m uvicorn app.main:create_app --factory --port {port}"
+    )
+    with log.open("w") as output:
+        service = subprocess.Popen(
+            ["unshare", "--net", "bash", "-c", f"ip link set lo up && exec {uvicorn}"],
+            cwd=project, env=env, stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    inside = ["nsenter", f"--net=/proc/{service.pid}/ns/net"]
+    try:
+        deadline = time.monotonic() + 60
+        while "Application startup complete" not in log.read_text():
+            assert service.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        fetch = "import sys, urllib.request as r; print(r.urlopen(sys.argv[1]).read().decode())"
+        schema = json.loads(
+            run(*inside, python, "-c", fetch, f"{origin}/openapi.json", cwd=tmp_path).stdout
+        )
+        operations = [
+            (path, operation["operationId"])
+            for path, methods in schema["paths"].items()
+            for operation in methods.values()
+        ]
+        net_log = tmp_path / "net-log.json"
+        swagger = run(
+            *inside, CHROMIUM, *CHROMIUM_OPTIONS, f"--log-net-log={net_log}", f"{origin}/docs",
+            cwd=tmp_path, timeout=180,
+        ).stdout  # fmt: skip
+        redoc = run(*inside, CHROMIUM, *CHROMIUM_OPTIONS, f"{origin}/redoc", cwd=tmp_path).stdout
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+
+    assert len(operations) >= 5
+    for path, operation_id in operations:
+        assert f'data-path="{path}"' in swagger, f"/docs does not show {path}"
+        assert f"operation/{operation_id}" in redoc, f"/redoc does not show {operation_id}"
+    requested = page_requests(net_log, origin)
+    assert f"{origin}/docs-assets/swagger-ui-bundle.js" in requested
+    assert f"{origin}/openapi.json" in requested
+    assert [url for url in requested if not url.startswith(f"{origin}/")] == []
