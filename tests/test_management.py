@@ -322,9 +322,7 @@ def test_docs_pages_show_the_operations_in_a_browser_with_no_network(
     origin = f"http://127.0.0.1:{port}"
     env = project_environment(python, database_url=f"postgresql://nobody@127.0.0.1:1/{DATABASE}")
     log = tmp_path / "service.log"
-    serve = (
-        f"ip link set lo up && exec {python} -m uvicorn app.main:create_app --factory --port {port}"
-    )
+    uvicorn = f"{python} -m uvicorn app.main:create_app --factory --port {port}"
     with log.open("w") as output:
         service = subprocess.Popen(
             ["unshare", "--net", "bash", "-c", f"ip link set lo up && exec {uvicorn}"],
