@@ -306,7 +306,7 @@ def page_requests(net_log: Path, origin: str) -> list[str]:
     return [
         event["params"]["url"]
         for event in log["events"]
-        if event["type"] == start and event["params"].get("initiator") == origin
+        if event["type"] == start and event.get("params", {}).get("initiator") == origin
     ]
 
 
