@@ -8,8 +8,10 @@ without copier tasks (no --trust) and without the network at copy time.
 Run this after any change to template/pyproject.toml.jinja (tests/test_lock.py fails until you
 do). Without --upgrade, versions already locked are kept where they still fit.
 
-uv needs an interpreter of each Python version (it runs none of the project's code): on PATH as
-pythonX.Y, or downloaded by uv where it may download.
+uv needs an interpreter of each Python version (it runs none of the project's code): one on this
+machine (PATH, pyenv), else uv runs inside the version's base image, python:X.Y-slim (3.14 and
+3.15 here: `../shared/tools/docker/build-python-standins.sh` builds stand-ins where no registry
+answers).
 """
 
 import argparse
@@ -19,7 +21,8 @@ from pathlib import Path
 
 from uv import find_uv_bin
 
-from tests.helpers import ROOT, choices, copy_working_tree, render, run
+from harness.pythons import uv_in_image
+from tests.helpers import ROOT, choices, copy_working_tree, interpreter, render, run
 
 LOCKS = ROOT / "locks"
 LOCKED_ANSWERS = ["python_version", "db_driver", "use_pgvector"]
@@ -65,8 +68,12 @@ def main() -> None:
             rendered_lock = project / "uv.lock"
             if not rendered_lock.read_text().strip():
                 rendered_lock.unlink()  # a combination without a lock yet
-            command = [find_uv_bin(), "lock", "--python", str(answers["python_version"])]
-            run(*command, *(["--upgrade"] if arguments.upgrade else []), cwd=project)
+            upgrade = ["--upgrade"] if arguments.upgrade else []
+            version = str(answers["python_version"])
+            if python := interpreter(version):
+                run(find_uv_bin(), "lock", "--python", python, *upgrade, cwd=project)
+            else:
+                run(*uv_in_image(version, project, "lock", *upgrade), cwd=project)
             (LOCKS / name).write_text(templatize(rendered_lock.read_text()))
             print(f"locks/{name}")
 
