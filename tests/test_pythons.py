@@ -180,6 +180,8 @@ def test_every_tool_follows_the_answer(template_source: Path, tmp_path: Path, ve
     assert stages == [f"FROM python:{version}-slim AS build", f"FROM python:{version}-slim"]
     lock = tomllib.loads((project / "uv.lock").read_text())
     assert lock["requires-python"] == f">={version}"
+    without_server = "no embedded server yet" in (project / "README.md").read_text()
+    assert without_server == (version not in embedded_server_versions())
 
 
 @pytest.mark.parametrize(("version", "driver"), by_version(IN_IMAGE))

@@ -58,11 +58,17 @@ def templatize(lock: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--upgrade", action="store_true", help="lock the newest versions")
+    versions = choices("python_version")
+    parser.add_argument(
+        "--python", nargs="+", choices=versions, default=versions, help="only these versions"
+    )
     arguments = parser.parse_args()
     LOCKS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         source = copy_working_tree(Path(scratch) / "template")
         for answers in locked_combinations():
+            if answers["python_version"] not in arguments.python:
+                continue
             name = lock_name(**answers)
             project = render(source, Path(scratch) / name, project_slug=SLUG, **answers)
             rendered_lock = project / "uv.lock"
