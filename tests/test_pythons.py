@@ -57,7 +57,7 @@ IN_IMAGE = [
 ]
 BUILT = [(version, driver) for version, driver in IN_IMAGE if version != machine_python()]
 # The last release offering 3.11 to 3.13, 3.11 the default: main before 3.14 became the default.
-PREVIOUS_RELEASE = "2b1eea15c6c5ec1b33a44b7ad6c2ff9a4d5f04b2"
+PREVIOUS_RELEASE = "2b1eea1d9d049164ff4d6ea028d4b71cc594930d"
 DEADLINE = 240  # seconds any one wait may take
 IN_IMAGE_TIMEOUT = 1800  # seconds for one command in an image (a first `uv sync` downloads)
 PASSWORD = "pythons-test-password"
