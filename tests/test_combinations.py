@@ -7,18 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import (
-    Combination,
-    available_python_versions,
-    combinations,
-    machine_python,
-    project_python,
-    render,
-    run,
-)
+from harness.answers import Combination, combinations, machine_python
+from harness.commands import run
+from harness.environments import available_python_versions, project_python
+from harness.render import render
 
 COMBINATIONS = list(combinations())
-# The 16 combinations run on the machine's Python (tests.helpers.BASE_ANSWERS); the default
+# The 16 combinations run on the machine's Python (harness.answers.BASE_ANSWERS); the default
 # combination also on each other python_version this machine has an interpreter for (uv cannot
 # download one here). Versions in their own base images: tests/test_pythons.py.
 OTHER_PYTHONS = [version for version in available_python_versions() if version != machine_python()]

@@ -14,7 +14,9 @@ import pytest
 from packaging.requirements import Requirement
 from uv import find_uv_bin
 
-from tests.helpers import machine_python, render, run
+from harness.answers import machine_python
+from harness.commands import run
+from harness.render import render
 from tools.lock import LOCKED_ANSWERS, lock_name, locked_combinations
 
 # A name other than the one the locks are made with: the name is templated, not fixed.

@@ -28,20 +28,14 @@ import yaml
 from packaging.requirements import Requirement
 from uv import find_uv_bin
 
+from harness.answers import COPIER_YML, DRIVERS, choices, machine_python
+from harness.commands import run
+from harness.paths import ROOT
 from harness.pythons import uv_in_image
+from harness.releases import commit_all, git, leftovers, update
+from harness.render import TEMPLATE_FILES, copy_working_tree, render
 from harness.service import free_port
-from tests.helpers import (
-    COPIER_YML,
-    ROOT,
-    TEMPLATE_FILES,
-    choices,
-    copy_working_tree,
-    machine_python,
-    render,
-    run,
-)
 from tests.test_combinations import SUITE_RESULT
-from tests.test_update import commit_all, git, leftovers, update
 
 ProjectRunner = Callable[..., str]
 VERSIONS = choices("python_version")
@@ -53,7 +47,7 @@ IN_IMAGE = [
     (version, driver)
     for version in VERSIONS
     if version not in WITHOUT_IMAGE
-    for driver in (choices("db_driver") if version == DEFAULT_VERSION else [DEFAULT_DRIVER])
+    for driver in (DRIVERS if version == DEFAULT_VERSION else [DEFAULT_DRIVER])
 ]
 BUILT = [(version, driver) for version, driver in IN_IMAGE if version != machine_python()]
 # The last release offering 3.11 to 3.13, 3.11 the default: main before 3.14 became the default.

@@ -21,8 +21,12 @@ from pathlib import Path
 
 from uv import find_uv_bin
 
+from harness.answers import choices
+from harness.commands import run
+from harness.environments import interpreter
+from harness.paths import ROOT
 from harness.pythons import uv_in_image
-from tests.helpers import ROOT, choices, copy_working_tree, interpreter, render, run
+from harness.render import copy_working_tree, render
 
 LOCKS = ROOT / "locks"
 LOCKED_ANSWERS = ["python_version", "db_driver", "use_pgvector"]
