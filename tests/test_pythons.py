@@ -50,8 +50,8 @@ IN_IMAGE = [
     for driver in (DRIVERS if version == DEFAULT_VERSION else [DEFAULT_DRIVER])
 ]
 BUILT = [(version, driver) for version, driver in IN_IMAGE if version != machine_python()]
-# The last release offering 3.11 to 3.13, 3.11 the default: main before 3.14 became the default.
-PREVIOUS_RELEASE = "2b1eea1d9d049164ff4d6ea028d4b71cc594930d"
+# Release 0.2.0, the last offering 3.11 to 3.13 with 3.11 the default.
+PREVIOUS_RELEASE = "56435d894e4c26efad9c15c6c50348f820faafef"
 DEADLINE = 240  # seconds any one wait may take
 IN_IMAGE_TIMEOUT = 1800  # seconds for one command in an image (a first `uv sync` downloads)
 PASSWORD = "pythons-test-password"
@@ -293,7 +293,7 @@ def test_a_project_that_answered_3_11_updates_to_this_release(
     git(ROOT, "archive", "--output", str(archive), PREVIOUS_RELEASE, *TEMPLATE_FILES)
     run("tar", "-xf", archive, cwd=repository)
     git(repository, "init", "--quiet")
-    commit_all(repository, "Release 1.0.0: Python 3.11 to 3.13, 3.11 the default")
+    commit_all(repository, "Release 0.2.0: Python 3.11 to 3.13, 3.11 the default")
     git(repository, "tag", "v1.0.0")
     git(repository, "rm", "--quiet", "-r", *TEMPLATE_FILES)
     copy_working_tree(repository)
