@@ -10,8 +10,9 @@ from pathlib import Path
 
 from uv import find_uv_bin
 
-# Wheels uv downloads inside the images, kept between runs and shared by every image.
-UV_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "uv-images"
+# Mounted at /cache in every image and kept between runs: uv's downloads (/cache/uv), shared by
+# every image, and whatever else a caller keeps there (mypy's cache).
+IMAGE_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "images"
 
 
 def base_image(python_version: str) -> str:
@@ -28,11 +29,11 @@ def uv_in_image(
 ) -> list[str]:
     """The `docker run` command that runs `uv *arguments` in `project` (mounted at /project)
     inside the version's base image, on the image's Python only (never a downloaded one)."""
-    UV_CACHE.mkdir(parents=True, exist_ok=True)
+    IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
     command = ["docker", "run", "--rm", "--workdir", "/project"]
     command += ["--volume", f"{find_uv_bin()}:/usr/local/bin/uv:ro"]
     command += ["--volume", f"{project.resolve()}:/project"]
-    command += ["--volume", f"{UV_CACHE}:/uv-cache", "--env", "UV_CACHE_DIR=/uv-cache"]
+    command += ["--volume", f"{IMAGE_CACHE}:/cache", "--env", "UV_CACHE_DIR=/cache/uv"]
     variables = {"UV_PYTHON_DOWNLOADS": "never", "UV_PYTHON": python_version, **(env or {})}
     for name, value in variables.items():
         command += ["--env", f"{name}={value}"]
