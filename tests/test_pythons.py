@@ -256,8 +256,15 @@ def test_the_image_builds_on_its_base_and_becomes_ready(
     docker("build", "--quiet", "--tag", image, str(project), timeout=IN_IMAGE_TIMEOUT)
     timed(f"py{version}-{driver} image built", started)
     database = f"orders_py{version.replace('.', '')}_{driver}"
-    create = f"DROP DATABASE IF EXISTS {database}; CREATE DATABASE {database};"
-    docker("exec", database_server.container, "psql", "-U", "postgres", "-c", create)
+    docker(
+        "exec",
+        database_server.container,
+        "psql",
+        "-U",
+        "postgres",
+        "-c",
+        f"CREATE DATABASE {database}",
+    )
     url = f"DATABASE_URL={database_server.url(database, driver)}"
     on_network = ["--network", database_server.network, "--env", url]
     docker("run", "--rm", *on_network, image, "alembic", "upgrade", "head")
