@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import render, run
+from harness.answers import DRIVERS
+from harness.commands import run
+from harness.render import render
 
-DRIVERS = ["asyncpg", "psycopg"]
 DEADLINE = 240  # seconds any one wait may take before the test fails
 
 

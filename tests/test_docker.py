@@ -28,9 +28,10 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.answers import DRIVERS
+from harness.commands import run
 from harness.service import EVENT_LOOP, KEEP_ALIVE_SECONDS, free_port
-from tests.docker_images import DEADLINE, DRIVERS, Image, docker
-from tests.helpers import run
+from tests.docker_images import DEADLINE, Image, docker
 
 SLOW_INIT = 30  # seconds the init script sleeps: the race the db healthcheck must win
 UVICORN_DEFAULT_KEEP_ALIVE = 5  # seconds

@@ -35,9 +35,11 @@ import pytest
 import yaml
 from uv import find_uv_bin
 
+from harness.answers import DRIVERS, Combination, choices, default
+from harness.commands import run
+from harness.environments import project_environment, project_python
 from harness.service import free_port
-from tests.docker_images import DEADLINE, DRIVERS, Image, docker
-from tests.helpers import QUESTIONS, Combination, choices, project_environment, project_python, run
+from tests.docker_images import DEADLINE, Image, docker
 
 # The oldest Kubernetes still maintained upstream when this was pinned, and the newest schema
 # kubernetes-validate ships; bump both deliberately.
@@ -61,9 +63,9 @@ MEMORY_BASE_MIB = 128
 RENDERS = [
     Combination(
         db_driver=driver,
-        orm_base_style=QUESTIONS["orm_base_style"]["default"],
+        orm_base_style=default("orm_base_style"),
         use_pgvector=pgvector,
-        test_db_strategy=QUESTIONS["test_db_strategy"]["default"],
+        test_db_strategy=default("test_db_strategy"),
     )
     for driver, pgvector in itertools.product(choices("db_driver"), choices("use_pgvector"))
 ]
