@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from app.db import driver
+from app.db.errors import is_stale_plan
 
 # Where a Reader takes a connection for each statement (ReplicaRouter.connect, or the test's).
 Connections = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
@@ -143,7 +144,8 @@ class Plan:
         try:
             records = await driver.fetch(raw, self.compiled.string, sent)
         except BaseException as error:
-            if not isinstance(error, Exception) or driver.has_hung_up(raw):
+            # A stale plan (a column's type changed) fails every run on this connection.
+            if not isinstance(error, Exception) or driver.has_hung_up(raw) or is_stale_plan(error):
                 await connection.invalidate()
             raise
         return self.shape.with_new_rows(records)().all()
