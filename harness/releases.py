@@ -3,6 +3,8 @@ copied from one tag and committed, `copier update` to a later one, and what an u
 unresolved."""
 
 import re
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,3 +117,22 @@ def take_template_side(path: Path) -> None:
     """Resolve every inline conflict of `path` with what the new release has there: the team
     then puts its own change back."""
     path.write_text(TEMPLATE_SIDE.sub(r"\1", path.read_text()))
+
+
+def adopt_optional_revisions(project: Path, run_in_project: Callable[..., str]) -> list[str]:
+    """The manual step a release documents for projects made before it: each revision it ships
+    in migrations/optional/ (bigint_ids.py: 64-bit ids for tables an older baseline made)
+    copied into migrations/versions/ on top of the project's head, as its README says."""
+    adopted = []
+    for optional in sorted((project / "migrations" / "optional").glob("*.py")):
+        revision = project / "migrations" / "versions" / optional.name
+        if revision.exists():
+            continue
+        head = run_in_project(project, "alembic", "heads").split()[0]
+        shutil.copy(optional, revision)
+        edit(
+            revision,
+            [("down_revision: str | None = None", f'down_revision: str | None = "{head}"')],
+        )
+        adopted.append(optional.name)
+    return adopted

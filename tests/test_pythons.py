@@ -32,7 +32,7 @@ from harness.answers import COPIER_YML, DRIVERS, choices, machine_python
 from harness.commands import run
 from harness.paths import ROOT
 from harness.pythons import uv_in_image
-from harness.releases import commit_all, git, leftovers, update
+from harness.releases import adopt_optional_revisions, commit_all, git, leftovers, update
 from harness.render import TEMPLATE_FILES, copy_working_tree, render
 from harness.service import free_port
 from tests.test_combinations import SUITE_RESULT
@@ -329,5 +329,6 @@ def test_a_project_that_answered_3_11_updates_to_this_release(
     assert (project / "Dockerfile").read_text().startswith("FROM python:3.11-slim")
     assert leftovers(project) == []
     run(find_uv_bin(), "lock", "--locked", "--offline", "--python", sys.executable, cwd=project)
+    adopt_optional_revisions(project, run_in_project)  # the manual step 0.3.0 documents
     output = run_in_project(project, "pytest", "-q")
     assert SUITE_RESULT.search(output), output

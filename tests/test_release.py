@@ -5,7 +5,6 @@ from the previous release and from the oldest on record, and Renovate finding th
 import fcntl
 import json
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from harness.edits import TAG_MODEL, edit, write_models_package
 from harness.paths import CACHE, ROOT
 from harness.releases import (
     Release,
+    adopt_optional_revisions,
     commit_all,
     copy_release,
     leftovers,
@@ -58,25 +58,6 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Relea
     tagged = tag_releases(clone)
     assert len(tagged) >= 2, f"releases on record: {tagged}"
     return clone, tagged
-
-
-def adopt_optional_revisions(project: Path, run_in_project: ProjectRunner) -> list[str]:
-    """The manual step a release documents for projects made before it: each revision it ships
-    in migrations/optional/ (bigint_ids.py: 64-bit ids for tables an older baseline made)
-    copied into migrations/versions/ on top of the project's head, as its README says."""
-    adopted = []
-    for optional in sorted((project / "migrations" / "optional").glob("*.py")):
-        revision = project / "migrations" / "versions" / optional.name
-        if revision.exists():
-            continue
-        head = run_in_project(project, "alembic", "heads").split()[0]
-        shutil.copy(optional, revision)
-        edit(
-            revision,
-            [("down_revision: str | None = None", f'down_revision: str | None = "{head}"')],
-        )
-        adopted.append(optional.name)
-    return adopted
 
 
 def recorded_release(project: Path) -> str:
