@@ -85,7 +85,7 @@ def shell(settings: Settings) -> int:
 
 
 def dbshell(settings: Settings, psql: str | None) -> int:
-    """psql (`psql`, else the one on PATH) on the database, the password handed over in the
+    """psql (the one given, else the one on PATH) on the database, the password handed over in the
     environment (PGPASSWORD), so that no process listing shows it."""
     psql = psql or shutil.which("psql")
     if psql is None:
