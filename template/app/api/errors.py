@@ -16,6 +16,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db.errors import DatabaseUnavailableError, failure_kind, sqlstate_of
+from app.metrics import count_failure, count_unavailable
 
 # SQLSTATEs, reported the same way by both drivers (`error.orig.sqlstate`).
 QUERY_CANCELED = "57014"  # statement_timeout
@@ -125,11 +126,13 @@ def register_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PoolTimeoutError)
     async def pool_timeout(request: Request, error: PoolTimeoutError) -> JSONResponse:
         failures.record(503, "pool timeout")
+        count_failure("pool_timeout")
         return _unavailable("no database connection is free, try again")
 
     @app.exception_handler(DatabaseUnavailableError)
     async def unavailable(request: Request, error: DatabaseUnavailableError) -> JSONResponse:
         failures.record(503, f"at connect: {error.kind}")
+        count_unavailable(error.kind)
         return _unavailable("the database is unavailable, try again")
 
     @app.exception_handler(DBAPIError)
@@ -147,6 +150,7 @@ def register_error_handlers(app: FastAPI) -> None:
             )
         if sqlstate == QUERY_CANCELED:
             failures.record(504, failure_kind(error))
+            count_failure("statement_timeout")
             return JSONResponse(
                 {"detail": "the database query took too long"},
                 status_code=status.HTTP_504_GATEWAY_TIMEOUT,
@@ -157,5 +161,6 @@ def register_error_handlers(app: FastAPI) -> None:
             or isinstance(error, OperationalError | InterfaceError)
         ):
             failures.record(503, failure_kind(error))
+            count_unavailable(sqlstate)
             return _unavailable("the database is unavailable, try again")
         raise error

@@ -133,7 +133,9 @@ class Reads:
     ) -> None:
         self._primary = _Database.of(primary, settings, queue)
         self._replica = (
-            _Database.of(replica, settings, ConnectionQueue(settings)) if replica else None
+            _Database.of(replica, settings, ConnectionQueue(settings, engine="replica"))
+            if replica
+            else None
         )
         self._retry_after = settings.db_replica_retry_after
         self._replica_down_until = 0.0

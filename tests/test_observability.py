@@ -1,0 +1,233 @@
+"""Metrics for real: the rendered service under uvicorn (one worker, then WEB_CONCURRENCY=2) on
+an embedded PostgreSQL, both drivers. Real requests (a 404, a 409, a pool wait behind a lock, a
+503 with the database stopped) must move the values a scrape of /metrics reports, parsed as
+Prometheus parses them."""
+
+import asyncio
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness.faults import DATABASE, Stage, stage_for
+from harness.service import (
+    free_port,
+    prepare,
+    server_workdir,
+    stop,
+    uvicorn_command,
+    wait_until_live,
+)
+from tests.helpers import project_environment
+
+DRIVERS = ["asyncpg", "psycopg"]
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(base_url: str) -> Samples:
+    """Every sample of one scrape, keyed by name and labels."""
+    response = httpx.get(f"{base_url}/metrics", timeout=10)
+    assert response.status_code == 200, response.text
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def requests_of(samples: Samples, method: str, route: str, status: int) -> float:
+    return value(samples, "http_requests_total", method=method, route=route, status=str(status))
+
+
+@pytest.fixture(scope="module")
+def project_for(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[Path, Path]]:
+    projects: dict[str, tuple[Path, Path]] = {}
+
+    def project(driver: str) -> tuple[Path, Path]:
+        if driver not in projects:
+            projects[driver] = prepare(tmp_path_factory.mktemp(f"obs-{driver}"), db_driver=driver)
+        return projects[driver]
+
+    return project
+
+
+@pytest.fixture(params=DRIVERS)
+def stage(
+    request: pytest.FixtureRequest,
+    project_for: Callable[[str], tuple[Path, Path]],
+) -> Iterator[Stage]:
+    driver: str = request.param
+    # The embedded server runs as its own user: outside pytest's private temporary directories.
+    with (
+        server_workdir("observability-") as workdir,
+        stage_for(driver, workdir / "stage", project_for(driver)) as prepared,
+    ):
+        yield prepared
+
+
+async def post_user(client: httpx.AsyncClient, email: str) -> int:
+    response = await client.post("/users", json={"email": email, "name": "Metrics"})
+    return response.status_code
+
+
+def test_requests_move_the_metrics_a_scrape_reports(stage: Stage) -> None:
+    pool_size = 2
+    settings = {
+        "db_pool_size": str(pool_size),
+        "db_max_overflow": "0",
+        "db_pool_timeout": "1",
+        "db_pool_ping_after": "0",
+    }
+    with stage.serve("metrics", **settings) as running:
+        base = running.base_url
+        before = scrape(base)
+        assert value(before, "db_pool_size", engine="primary") == pool_size
+        assert value(before, "process_cpu_seconds_total") > 0
+
+        async def ordinary_requests() -> list[int]:
+            async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+                statuses = [(await client.get("/users/999999")).status_code]
+                statuses.append((await client.get("/no/such/path")).status_code)
+                statuses.append(await post_user(client, "metrics@example.com"))
+                statuses.append(await post_user(client, "metrics@example.com"))
+                return statuses
+
+        assert asyncio.run(ordinary_requests()) == [404, 404, 201, 409]
+        after = scrape(base)
+        for method, route, status in [
+            ("GET", "/users/{user_id}", 404),
+            ("GET", "<unmatched>", 404),
+            ("POST", "/users", 201),
+            ("POST", "/users", 409),
+        ]:
+            change = requests_of(after, method, route, status) - requests_of(
+                before, method, route, status
+            )
+            assert change == 1, f"{method} {route} {status} moved by {change}"
+        timed = "http_request_duration_seconds_count"
+        labels = {"method": "POST", "route": "/users"}
+        assert value(after, timed, **labels) - value(before, timed, **labels) == 2
+        assert value(after, "db_pool_connections_opened_total", engine="primary") >= 1
+        assert value(after, "db_pool_connections_in_use", engine="primary") == 0
+
+        # Every connection held behind a lock: two more readers wait for one, then time out.
+        during: list[Samples] = []
+
+        async def readers_behind_a_lock() -> list[int]:
+            async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+                holders = [asyncio.create_task(client.get("/users/1")) for _ in range(pool_size)]
+                await asyncio.sleep(0.5)
+                waiters = [asyncio.create_task(client.get("/users/1")) for _ in range(2)]
+                await asyncio.sleep(0.5)
+                during.append(await asyncio.to_thread(scrape, base))
+                waited = [response.status_code for response in await asyncio.gather(*waiters)]
+                await asyncio.gather(*holders)  # answered once the lock is released
+                return waited
+
+        with stage.postgres.table_locked("users", DATABASE, seconds=4):
+            assert asyncio.run(readers_behind_a_lock()) == [503, 503]
+        waited = scrape(base)
+        assert value(during[0], "db_pool_connections_in_use", engine="primary") == pool_size
+        assert value(during[0], "db_connection_queue_waiting", engine="primary") == 2
+        assert value(during[0], "http_requests_in_flight") >= pool_size + 2
+        waits = "db_connection_queue_wait_seconds_count"
+        assert value(waited, waits, engine="primary") - value(after, waits, engine="primary") == 2
+        over_half_a_second = "db_connection_queue_wait_seconds_bucket"
+        quick = value(waited, over_half_a_second, engine="primary", le="0.5")
+        assert quick == value(after, over_half_a_second, engine="primary", le="0.5")
+        timeouts = value(waited, "db_failures_total", kind="pool_timeout")
+        assert timeouts - value(after, "db_failures_total", kind="pool_timeout") == 2
+        assert value(waited, "db_connection_queue_waiting", engine="primary") == 0
+
+        # The database stopped: a 503, counted as unavailable; started again, new connections.
+        stage.postgres.stop()
+        try:
+            assert httpx.get(f"{base}/users/1", timeout=10).status_code == 503
+            down = scrape(base)
+        finally:
+            stage.postgres.start()
+        unavailable = value(down, "db_failures_total", kind="unavailable")
+        assert unavailable - value(waited, "db_failures_total", kind="unavailable") == 1
+        assert (
+            requests_of(down, "GET", "/users/{user_id}", 503)
+            - requests_of(waited, "GET", "/users/{user_id}", 503)
+            == 1
+        )
+        assert httpx.get(f"{base}/users/1", timeout=10).status_code in {200, 404}
+        back = scrape(base)
+        opened = "db_pool_connections_opened_total"
+        assert value(back, opened, engine="primary") > value(down, opened, engine="primary")
+
+
+@pytest.fixture
+def two_workers(stage: Stage, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """uvicorn with WEB_CONCURRENCY=2 and a multiprocess directory, as the image runs it; its
+    base URL and that directory."""
+    directory = tmp_path / "prometheus"
+    port = free_port()
+    env = project_environment(
+        stage.python,
+        environment="development",
+        database_url=stage.database_url(),
+        web_concurrency="2",
+        prometheus_multiproc_dir=directory,
+    )
+    log = tmp_path / "workers.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            uvicorn_command(stage.python, "app.main:create_app", port),
+            cwd=stage.project,
+            env=env,
+            stdout=output,
+            stderr=output,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_live(base_url, process)
+        deadline = time.monotonic() + 60
+        while log.read_text().count("Application startup complete") < 2:
+            assert time.monotonic() < deadline, f"not every worker started:\n{log.read_text()}"
+            time.sleep(0.1)
+        yield base_url, directory
+    finally:
+        stop(process)
+
+
+def test_one_scrape_reports_every_worker(two_workers: tuple[str, Path]) -> None:
+    base, directory = two_workers
+    requests = 40
+
+    async def spread_requests() -> set[int]:
+        # A new connection per request: the kernel hands them to either worker.
+        limits = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=base, timeout=10, limits=limits) as client:
+            responses = await asyncio.gather(
+                *(client.get("/users/999999") for _ in range(requests))
+            )
+        return {response.status_code for response in responses}
+
+    before = [scrape(base) for _ in range(4)]
+    assert asyncio.run(spread_requests()) == {404}
+    after = [scrape(base) for _ in range(4)]  # whichever worker answers each, the same totals
+
+    for scraped_before, scraped_after in zip(before, after, strict=True):
+        moved = requests_of(scraped_after, "GET", "/users/{user_id}", 404) - requests_of(
+            scraped_before, "GET", "/users/{user_id}", 404
+        )
+        assert moved == requests
+    workers = {pid for pid in os.listdir(directory) if pid.startswith("counter_")}
+    assert len(workers) == 2, sorted(os.listdir(directory))
+    assert value(after[-1], "db_pool_size", engine="primary") == 2 * 15  # both pools, summed
+    pids = {
+        dict(labels)["pid"] for name, labels in after[-1] if name == "process_resident_memory_bytes"
+    }
+    assert len(pids) == 2
