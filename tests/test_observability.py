@@ -84,7 +84,7 @@ def test_requests_move_the_metrics_a_scrape_reports(stage: Stage) -> None:
     settings = {
         "db_pool_size": str(pool_size),
         "db_max_overflow": "0",
-        "db_pool_timeout": "1",
+        "db_pool_timeout": "3",
         "db_pool_ping_after": "0",
     }
     with stage.serve("metrics", **settings) as running:
@@ -127,18 +127,22 @@ def test_requests_move_the_metrics_a_scrape_reports(stage: Stage) -> None:
                 holders = [asyncio.create_task(client.get("/users/1")) for _ in range(pool_size)]
                 await asyncio.sleep(0.5)
                 waiters = [asyncio.create_task(client.get("/users/1")) for _ in range(2)]
-                await asyncio.sleep(0.5)
-                during.append(await asyncio.to_thread(scrape, base))
+                # Scraped while they wait (DB_POOL_TIMEOUT, 3 s): once both are queued.
+                for _ in range(40):
+                    during.append(await asyncio.to_thread(scrape, base))
+                    if value(during[-1], "db_connection_queue_waiting", engine="primary") == 2:
+                        break
+                    await asyncio.sleep(0.05)
                 waited = [response.status_code for response in await asyncio.gather(*waiters)]
                 await asyncio.gather(*holders)  # answered once the lock is released
                 return waited
 
-        with stage.postgres.table_locked("users", DATABASE, seconds=4):
+        with stage.postgres.table_locked("users", DATABASE, seconds=8):
             assert asyncio.run(readers_behind_a_lock()) == [503, 503]
         waited = scrape(base)
-        assert value(during[0], "db_pool_connections_in_use", engine="primary") == pool_size
-        assert value(during[0], "db_connection_queue_waiting", engine="primary") == 2
-        assert value(during[0], "http_requests_in_flight") >= pool_size + 2
+        assert value(during[-1], "db_pool_connections_in_use", engine="primary") == pool_size
+        assert value(during[-1], "db_connection_queue_waiting", engine="primary") == 2
+        assert value(during[-1], "http_requests_in_flight") >= pool_size + 2
         waits = "db_connection_queue_wait_seconds_count"
         assert value(waited, waits, engine="primary") - value(after, waits, engine="primary") == 2
         over_half_a_second = "db_connection_queue_wait_seconds_bucket"

@@ -2,7 +2,7 @@
 pool's own events; and the requests waiting for a connection (app.db.session.ConnectionQueue)."""
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -11,6 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
 from app.metrics import metrics
+
+# Told of each wait once it ends: the engine's name, and when it began and ended (time.time_ns()).
+# app/telemetry.py records it on the request's span.
+wait_observers: list[Callable[[str, int, int], None]] = []
 
 
 def observe_pool(engine: AsyncEngine, name: str) -> None:
@@ -44,9 +48,12 @@ def waiting_for_connection(engine: str) -> Iterator[None]:
     known = metrics()
     waiting = known.connection_waiting.labels(engine)
     waiting.inc()
-    started = time.perf_counter()
+    started = time.time_ns()
     try:
         yield
     finally:
+        ended = time.time_ns()
         waiting.dec()
-        known.connection_wait.labels(engine).observe(time.perf_counter() - started)
+        known.connection_wait.labels(engine).observe((ended - started) / 1e9)
+        for observer in wait_observers:
+            observer(engine, started, ended)
