@@ -4,14 +4,20 @@ an embedded PostgreSQL, both drivers. Real requests (a 404, a 409, a pool wait b
 Prometheus parses them."""
 
 import asyncio
+import json
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.faults import DATABASE, Stage, stage_for
@@ -235,3 +241,137 @@ def test_one_scrape_reports_every_worker(two_workers: tuple[str, Path]) -> None:
         dict(labels)["pid"] for name, labels in after[-1] if name == "process_resident_memory_bytes"
     }
     assert len(pids) == 2
+
+
+class Receiver(ThreadingHTTPServer):
+    """An OTLP/HTTP receiver: keeps the spans POSTed to /v1/traces, decoded from protobuf."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), ReceiverHandler)
+        self.spans: list[tuple[Span, dict[str, Any]]] = []
+        self.service_names: set[str] = set()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class ReceiverHandler(BaseHTTPRequestHandler):
+    server: Receiver
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path == "/v1/traces":
+            export = ExportTraceServiceRequest.FromString(body)
+            for resource_spans in export.resource_spans:
+                resource = attributes_of(resource_spans.resource.attributes)
+                self.server.service_names.add(str(resource.get("service.name")))
+                for scope_spans in resource_spans.scope_spans:
+                    self.server.spans += [
+                        (span, attributes_of(span.attributes)) for span in scope_spans.spans
+                    ]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *arguments: Any) -> None:
+        pass  # the test reports what it needs
+
+
+def attributes_of(pairs: Any) -> dict[str, Any]:
+    return {pair.key: getattr(pair.value, pair.value.WhichOneof("value")) for pair in pairs}
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(params=DRIVERS)
+def traced_stage(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stage]:
+    driver: str = request.param
+    project = prepare(
+        tmp_path_factory.mktemp(f"otel-{driver}"), db_driver=driver, opentelemetry=True
+    )
+    with (
+        server_workdir("traced-") as workdir,
+        stage_for(driver, workdir / "stage", project) as prepared,
+    ):
+        yield prepared
+
+
+SERVER, CLIENT = Span.SPAN_KIND_SERVER, Span.SPAN_KIND_CLIENT
+INCOMING_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+INCOMING_SPAN = "00f067aa0ba902b7"
+
+
+def test_traces_reach_an_otlp_receiver_with_a_span_per_statement(
+    traced_stage: Stage, receiver: Receiver
+) -> None:
+    settings = {
+        "otel_exporter_otlp_endpoint": receiver.endpoint,
+        "otel_service_name": "orders",
+        # No batch leaves on its own during the test: what arrives was flushed at shutdown.
+        "otel_bsp_schedule_delay": "600000",
+        "log_format": "json",
+        "log_level": "INFO",
+    }
+    secret_email = "traced-secret@example.com"
+    with (
+        traced_stage.serve("traced", **settings) as running,
+        httpx.Client(base_url=running.base_url, timeout=10) as client,
+    ):
+        created = client.post("/users", json={"email": secret_email, "name": "Traced"})
+        assert created.status_code == 201
+        path = f"/users/{created.json()['id']}"
+        # The third read of one statement runs on the driver directly (app/db/reads.py).
+        for _ in range(3):
+            assert client.get(path).status_code == 200
+        headers = {
+            "traceparent": f"00-{INCOMING_TRACE}-{INCOMING_SPAN}-01",
+            "X-Request-ID": "traced-request-1",
+        }
+        assert client.get(path, headers=headers).status_code == 200
+        assert client.get("/health/live").status_code == 200
+        assert client.get("/metrics").status_code == 200
+        assert receiver.spans == []
+    log = running.log.read_text()
+    spans = receiver.spans
+    assert receiver.service_names == {"orders"}
+    servers = [
+        (span, attributes) for span, attributes in spans if span.kind == Span.SPAN_KIND_SERVER
+    ]
+    names = [span.name for span, _ in servers]
+    assert names == ["POST /users"] + ["GET /users/{user_id}"] * 4, names  # no probe, no scrape
+
+    continued, attributes = servers[-1]
+    assert continued.trace_id.hex() == INCOMING_TRACE
+    assert continued.parent_span_id.hex() == INCOMING_SPAN
+    assert attributes["request.id"] == "traced-request-1"
+
+    statements = [(span, attributes) for span, attributes in spans if span.kind == CLIENT]
+    for server, _ in servers:
+        children = [
+            attributes
+            for span, attributes in statements
+            if span.parent_span_id == server.span_id and span.trace_id == server.trace_id
+        ]
+        assert children, f"no statement span under {server.name}"
+        for child in children:
+            assert child["db.system.name"] == child["db.system"] == "postgresql"
+            assert "users" in child["db.query.text"]
+            assert secret_email not in child["db.query.text"]
+    assert not any(secret_email in repr(attributes) for _, attributes in spans)
+
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    request_line = next(line for line in lines if line.get("request_id") == "traced-request-1")
+    assert request_line["trace_id"] == INCOMING_TRACE
+    assert request_line["span_id"] == continued.span_id.hex()
