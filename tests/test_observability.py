@@ -6,6 +6,7 @@ Prometheus parses them."""
 import asyncio
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -16,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from prometheus_client.parser import text_string_to_metric_families
@@ -29,10 +31,40 @@ from harness.service import (
     uvicorn_command,
     wait_until_live,
 )
-from tests.helpers import project_environment
+from tests.helpers import ROOT, project_environment
 
 DRIVERS = ["asyncpg", "psycopg"]
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+OBSERVABILITY = ROOT / "template" / "deploy" / "observability"
+PROMQL_WORDS = {"by", "without", "on", "ignoring", "and", "or", "unless", "bool", "offset"}
+PROMQL_LABELS = re.compile(r"\{[^}]*\}|\[[^\]]*\]|\b(?:by|without|on|ignoring)\s*\([^)]*\)")
+# A name not called as a function: \b keeps "rate(" from matching as "rat".
+PROMQL_NAME = re.compile(r"\b[a-zA-Z_:][a-zA-Z0-9_:]*\b(?!\s*\()")
+
+
+def queried_metrics() -> set[str]:
+    """The metric names the generated dashboard's panels and alert rules query."""
+    dashboard = json.loads((OBSERVABILITY / "grafana-dashboard.json").read_text())
+    queries = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    rules = yaml.safe_load((OBSERVABILITY / "alerts.yaml").read_text())
+    queries += [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    names = set()
+    for query in queries:
+        bare = PROMQL_LABELS.sub(" ", query)
+        names |= {name for name in PROMQL_NAME.findall(bare) if name not in PROMQL_WORDS}
+    return names
+
+
+def test_queries_name_metrics_by_what_they_read() -> None:
+    """The extraction itself: functions, label matchers, ranges and groupings are not names."""
+    query = 'sum by (job, le) (rate(http_requests_total{status=~"5.."}[5m])) > 0.5 and up == 1'
+    bare = PROMQL_LABELS.sub(" ", query)
+
+    assert {name for name in PROMQL_NAME.findall(bare) if name not in PROMQL_WORDS} == {
+        "http_requests_total",
+        "up",
+    }
+    assert len(queried_metrics()) >= 12
 
 
 def scrape(base_url: str) -> Samples:
@@ -176,6 +208,8 @@ def test_requests_move_the_metrics_a_scrape_reports(stage: Stage) -> None:
         back = scrape(base)
         opened = "db_pool_connections_opened_total"
         assert value(back, opened, engine="primary") > value(down, opened, engine="primary")
+    # Every metric the dashboard and the alert rules query, this scrape has.
+    assert queried_metrics() - {name for name, _ in back} == set()
 
 
 @pytest.fixture
@@ -241,6 +275,7 @@ def test_one_scrape_reports_every_worker(two_workers: tuple[str, Path]) -> None:
         dict(labels)["pid"] for name, labels in after[-1] if name == "process_resident_memory_bytes"
     }
     assert len(pids) == 2
+    assert queried_metrics() - {name for name, _ in after[-1]} == set()
 
 
 class Receiver(ThreadingHTTPServer):
