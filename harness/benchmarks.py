@@ -31,6 +31,11 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from harness.answers import DRIVERS, combinations
+from harness.commands import run
+from harness.environments import project_environment
+from harness.paths import ROOT
+from harness.render import copy_working_tree, render
 from harness.service import (
     Postgres,
     Standby,
@@ -41,14 +46,6 @@ from harness.service import (
     run_wrk,
     serve,
     stat_fields,
-)
-from tests.helpers import (
-    ROOT,
-    combinations,
-    copy_working_tree,
-    project_environment,
-    render,
-    run,
 )
 
 CLIENTS = (32, 64)
@@ -190,7 +187,7 @@ BASELINES = {RAW: "asyncpg", RAW_PSYCOPG: "psycopg"}
 def bench_database(workdir: Path, postgres: Postgres) -> dict[str, tuple[Path, Path]]:
     """The database `bench`, migrated and seeded; the default project of each driver."""
     postgres.create_database("bench")
-    projects = {driver: prepare(workdir, db_driver=driver) for driver in ("asyncpg", "psycopg")}
+    projects = {driver: prepare(workdir, db_driver=driver) for driver in DRIVERS}
     project, python = projects["asyncpg"]
     migrate(project, python, postgres.url("bench", "asyncpg"))
     postgres.sql(

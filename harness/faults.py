@@ -8,7 +8,6 @@ Every scenario passes or lists its problems; tests/test_faults.py runs them all 
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import signal
@@ -24,8 +23,12 @@ from pathlib import Path
 from typing import IO
 
 import httpx
-import yaml
 
+from harness.answers import DRIVERS
+from harness.audits import json_log_problems, static_secret_checks
+from harness.commands import run
+from harness.environments import project_environment
+from harness.paths import ROOT
 from harness.service import (
     Postgres,
     Running,
@@ -40,7 +43,6 @@ from harness.service import (
     stop,
     uvicorn_command,
 )
-from tests.helpers import ROOT, project_environment, run
 
 PASSWORD = "h4rness-S3cret"  # in DATABASE_URL; the embedded server trusts its socket, never asks
 DATABASE = "faults"
@@ -443,45 +445,6 @@ def run_refusing(stage: Stage, settings: dict[str, str], output: IO[str]) -> int
         stop(process)
 
 
-URL_WITH_PASSWORD = re.compile(r"://[^\s/:@]+:(?!\*\*\*@)[^\s/@]+@")
-
-
-def json_log_problems(log: str, *, requests: int) -> list[str]:
-    """The production log: every line JSON, no URL with a password, a line with a request id
-    per request, and the app's warnings and errors tied to their request."""
-    problems = []
-    lines = []
-    for text in log.splitlines():
-        try:
-            lines.append(json.loads(text))
-        except json.JSONDecodeError:
-            problems.append(f"a log line is not JSON: {text[:200]}")
-    if any(URL_WITH_PASSWORD.search(text) for text in log.splitlines()):
-        problems.append("a log line holds a URL with a password")
-    request_lines = [line for line in lines if line.get("logger") == "app.requests"]
-    if len(request_lines) < requests or not all(line["request_id"] for line in request_lines):
-        problems.append(f"{len(request_lines)} request lines with ids for {requests} requests")
-    alarms = [
-        line
-        for line in lines
-        if line.get("level") in ("WARNING", "ERROR") and line.get("logger", "").startswith("app.")
-    ]
-    if not alarms or not all(line["request_id"] for line in alarms):
-        problems.append("the app's warnings and errors do not all carry a request id")
-    return problems
-
-
-def static_secret_checks(project: Path) -> list[str]:
-    problems = []
-    if ".env" not in (project / ".gitignore").read_text().splitlines():
-        problems.append(".env is not ignored by git")
-    compose = yaml.safe_load((project / "compose.yaml").read_text())
-    ports = [port for service in compose["services"].values() for port in service.get("ports", [])]
-    if not all(str(port).startswith("127.0.0.1:") for port in ports):
-        problems.append(f"compose publishes ports beyond loopback: {ports}")
-    return problems
-
-
 async def fuzz(stage: Stage) -> Result:
     result = Result("fuzzed HTTP input (schemathesis)", stage.driver)
     with stage.serve("fuzz") as running:
@@ -611,7 +574,7 @@ def table(results: list[Result]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.faults")
-    parser.add_argument("--drivers", nargs="+", default=["asyncpg", "psycopg"])
+    parser.add_argument("--drivers", nargs="+", choices=DRIVERS, default=DRIVERS)
     parser.add_argument("--only", nargs="+", choices=list(SCENARIOS), default=list(SCENARIOS))
     arguments = parser.parse_args()
     results = []

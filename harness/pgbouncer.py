@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.answers import DRIVERS
+from harness.commands import run
 from harness.faults import (
     DATABASE,
     Result,
@@ -32,8 +34,8 @@ from harness.faults import (
     stage_for,
     write_and_read,
 )
+from harness.paths import ROOT
 from harness.service import Postgres, free_port, prepare
-from tests.helpers import ROOT, run
 
 CONFIG = """\
 [databases]
@@ -230,7 +232,7 @@ def measure(driver: str, workdir: Path, seconds: float, project: tuple[Path, Pat
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.pgbouncer")
-    parser.add_argument("--drivers", nargs="+", default=["asyncpg", "psycopg"])
+    parser.add_argument("--drivers", nargs="+", choices=DRIVERS, default=DRIVERS)
     parser.add_argument("--seconds", type=float, default=60)
     arguments = parser.parse_args()
     columns = ["driver", "seconds", "requests", "errors", "acknowledged / stored"]

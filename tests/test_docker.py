@@ -37,10 +37,11 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.answers import DRIVERS
+from harness.commands import run
+from harness.render import render
 from harness.service import EVENT_LOOP, KEEP_ALIVE_SECONDS, free_port
-from tests.helpers import render, run
 
-DRIVERS = ["asyncpg", "psycopg"]
 SLOW_INIT = 30  # seconds the init script sleeps: the race the db healthcheck must win
 DEADLINE = 240  # seconds any one wait may take before the test fails
 UVICORN_DEFAULT_KEEP_ALIVE = 5  # seconds

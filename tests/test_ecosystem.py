@@ -19,17 +19,12 @@ import pytest
 import yaml
 from uv import find_uv_bin
 
+from harness.answers import BASE_ANSWERS, Combination
+from harness.commands import run
+from harness.environments import project_environment, project_python
 from harness.faults import stage_for
-from tests.helpers import (
-    BASE_ANSWERS,
-    CACHE,
-    ROOT,
-    Combination,
-    project_environment,
-    project_python,
-    render,
-    run,
-)
+from harness.paths import CACHE, ROOT
+from harness.render import render
 
 RenderedProject = Callable[[Combination], Path]
 ProjectRunner = Callable[..., str]

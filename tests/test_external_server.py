@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.answers import DRIVERS
+from harness.commands import run
+from harness.render import render
 from harness.service import free_port
-from tests.helpers import render, run
 
 SERVER_BINARIES = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 
@@ -50,7 +52,7 @@ def databases(server: str) -> set[str]:
     return set(listed.stdout.split())
 
 
-@pytest.mark.parametrize("driver", ["asyncpg", "psycopg"])
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_suite_passes_on_an_external_server_and_cleans_up(
     template_source: Path,
     tmp_path: Path,

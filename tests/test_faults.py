@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.answers import DRIVERS
 from harness.faults import SCENARIOS, run_scenario, table
 from harness.service import Postgres, postmaster_pid, prepare, server_workdir, stat_fields
 
@@ -28,7 +29,7 @@ def project_for(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tup
     return project
 
 
-@pytest.mark.parametrize("driver", ["asyncpg", "psycopg"])
+@pytest.mark.parametrize("driver", DRIVERS)
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_service_survives(
     scenario: str,

@@ -12,13 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import (
-    Combination,
-    combinations,
-    project_environment,
-    project_python,
-    run,
-)
+from harness.answers import Combination, combinations
+from harness.commands import run
+from harness.environments import project_environment, project_python
 
 COMBINATIONS = list(combinations())
 DEFAULT = next(c for c in COMBINATIONS if c.id == "asyncpg-class-novector-rollback")

@@ -11,7 +11,9 @@ import jinja2
 import pytest
 import yaml
 
-from tests.helpers import COPIER_YML, ROOT, run
+from harness.answers import COPIER_YML
+from harness.commands import run
+from harness.paths import ROOT
 
 sys.path.insert(0, str(ROOT / "hooks"))
 import migrate_answers

@@ -14,7 +14,8 @@ import pytest
 from packaging.requirements import Requirement
 from uv import find_uv_bin
 
-from tests.helpers import render, run
+from harness.commands import run
+from harness.render import render
 from tools.lock import LOCKED_ANSWERS, lock_name, locked_combinations
 
 RUNNING_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"

@@ -11,10 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.answers import DRIVERS
+from harness.commands import run
+from harness.environments import project_environment
 from harness.faults import DATABASE, Stage, stage_for, table
 from harness.pgbouncer import PgBouncer, mixed_load, pgbouncer_in_front
 from harness.service import server_workdir
-from tests.helpers import project_environment, run
 
 # Prepared statements a server connection may hold after the load. SQLAlchemy's asyncpg dialect
 # named each statement uniquely and never closed them: about one per query (104-148 per
@@ -22,7 +24,7 @@ from tests.helpers import project_environment, run
 PREPARED_STATEMENTS_BOUND = 0
 
 
-@pytest.fixture(scope="module", params=["asyncpg", "psycopg"])
+@pytest.fixture(scope="module", params=DRIVERS)
 def stage(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stage]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import render
+from harness.render import render
 
 # Added to the rendered project: the major of the server its fixtures connect to.
 SERVER_VERSION_TEST = """\

@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.answers import DRIVERS
+from harness.environments import project_environment
 from harness.faults import DATABASE, Stage, stage_for
 from harness.service import free_port, server_workdir, stop, uvicorn_command, wait_until_live
-from tests.helpers import project_environment
 
 # Tests that load the machine to its limit run one after another on one xdist worker: the
 # overload scenarios of both drivers, run at once on two workers, timed each other out.
@@ -88,7 +89,7 @@ async def overload(base_url: str, prefix: str) -> tuple[Counter[str], set[str]]:
     return statuses, acknowledged
 
 
-@pytest.mark.parametrize("driver", ["asyncpg", "psycopg"])
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_three_processes_over_max_connections_answer_503_never_500(
     driver: str, tmp_path: Path
 ) -> None:

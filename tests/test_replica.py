@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.answers import DRIVERS
 from harness.service import Postgres, Standby, migrate, prepare, serve
 
 DATABASE = "replicated"
@@ -43,7 +44,7 @@ def status(client: httpx.Client, path: str) -> int:
     return client.get(path).status_code
 
 
-@pytest.mark.parametrize("driver", ["asyncpg", "psycopg"])
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_reads_go_to_the_replica_fall_back_to_the_primary_and_come_back(
     driver: str, servers: tuple[Postgres, Standby], tmp_path: Path
 ) -> None:

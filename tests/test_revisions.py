@@ -4,7 +4,7 @@ passes mypy --strict and the project's suite (its CI runs both right after the m
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.helpers import render
+from harness.render import render
 
 
 def test_a_merge_revision_is_type_clean_and_the_suite_passes(

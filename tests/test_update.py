@@ -1,21 +1,22 @@
 """`copier update` end to end: two tagged releases of the template in a git repository, a project
 copied from the first and edited by its team, then updated to the second."""
 
+import itertools
 import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import copier
 import pytest
 import yaml
 from copier.errors import UnsafeTemplateError
 
-from tests.helpers import add_tag_model, copy_working_tree, render, run, write_models_package
+from harness.answers import DRIVERS
+from harness.edits import add_tag_model, edit, write_models_package
+from harness.releases import commit_all, copy_release, git, leftovers, released_twice, update
+from harness.render import copy_working_tree
 
 ProjectRunner = Callable[..., str]
-CONFLICT_MARKER = re.compile(r"^(<{7}|>{7})( |$)", re.MULTILINE)
-DRIVERS = ["asyncpg", "psycopg"]
 
 # The scripted template change of the second release: it touches app/main.py, pyproject.toml
 # and README.md, files a team edits too.
@@ -46,39 +47,6 @@ async def version() -> dict[str, str]:
 """
 
 
-def git(repository: Path, *arguments: str) -> str:
-    return run("git", *arguments, cwd=repository).stdout
-
-
-def commit_all(repository: Path, message: str) -> None:
-    git(repository, "add", "--all")
-    git(repository, "commit", "--quiet", "--message", message)
-
-
-def edit(path: Path, replacements: list[tuple[str, str]]) -> None:
-    text = path.read_text()
-    for old, new in replacements:
-        assert old in text, f"{path} no longer contains {old!r}"
-        text = text.replace(old, new, 1)
-    path.write_text(text)
-
-
-def released_twice(
-    repository: Path, change: dict[str, list[tuple[str, str]]], tag: str, message: str
-) -> Path:
-    """The template in a git repository as released twice: v1.0.0 is the working tree, `tag`
-    applies `change` to it."""
-    copy_working_tree(repository)
-    git(repository, "init", "--quiet")
-    commit_all(repository, "Release 1.0.0")
-    git(repository, "tag", "v1.0.0")
-    for relative, replacements in change.items():
-        edit(repository / relative, replacements)
-    commit_all(repository, message)
-    git(repository, "tag", tag)
-    return repository
-
-
 @pytest.fixture(scope="module")
 def template_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """v1.0.0 is the working tree, v1.1.0 adds TEMPLATE_CHANGE."""
@@ -88,28 +56,6 @@ def template_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "v1.1.0",
         "Release 1.1.0: gzip responses",
     )
-
-
-def copy_release(repository: Path, destination: Path, tag: str, **answers: object) -> Path:
-    """A team's project: copied from a release (by absolute path) and committed."""
-    project = render(repository, destination, vcs_ref=tag, **answers)
-    git(project, "init", "--quiet")
-    commit_all(project, f"Copy async-pg-template {tag}")
-    return project
-
-
-def update(project: Path, **options: object) -> None:
-    copier.run_update(project, defaults=True, overwrite=True, quiet=True, **options)
-
-
-def leftovers(project: Path) -> list[str]:
-    """Conflict markers and rejected hunks, wherever an update left them."""
-    files = [path for path in project.rglob("*") if path.is_file() and ".git" not in path.parts]
-    return [str(path.relative_to(project)) for path in files if path.suffix == ".rej"] + [
-        str(path.relative_to(project))
-        for path in files
-        if CONFLICT_MARKER.search(path.read_text(errors="ignore"))
-    ]
 
 
 @pytest.fixture
@@ -189,7 +135,7 @@ def test_a_conflict_stays_visible_and_fails_the_suite_until_resolved(
     run_in_project(project, "pytest", "-q", "tests/test_project.py")
 
 
-@pytest.mark.parametrize(("old", "new"), [("asyncpg", "psycopg"), ("psycopg", "asyncpg")])
+@pytest.mark.parametrize(("old", "new"), list(itertools.permutations(DRIVERS, 2)))
 def test_changing_the_driver_on_update(
     template_repository: Path,
     tmp_path: Path,

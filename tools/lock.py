@@ -19,7 +19,10 @@ from pathlib import Path
 
 from uv import find_uv_bin
 
-from tests.helpers import ROOT, choices, copy_working_tree, render, run
+from harness.answers import choices
+from harness.commands import run
+from harness.paths import ROOT
+from harness.render import copy_working_tree, render
 
 LOCKS = ROOT / "locks"
 LOCKED_ANSWERS = ["python_version", "db_driver", "use_pgvector", "opentelemetry"]
