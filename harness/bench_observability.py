@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.benchmarks import ROUNDS, Row, Sample, against, bench_database, measure, table
+from harness.paths import ROOT
 from harness.service import Postgres, prepare, run_wrk, serve
-from tests.helpers import ROOT
 
 PATH = "/users/17"
 # Each variant's settings, and what it is compared with and the target of that ratio.

@@ -22,7 +22,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.environments import project_environment
 from harness.faults import DATABASE, Stage, stage_for
+from harness.paths import ROOT
 from harness.service import (
     free_port,
     prepare,
@@ -31,7 +33,6 @@ from harness.service import (
     uvicorn_command,
     wait_until_live,
 )
-from tests.helpers import ROOT, project_environment
 
 DRIVERS = ["asyncpg", "psycopg"]
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -236,8 +237,9 @@ def two_workers(stage: Stage, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_live(base_url, process)
-        deadline = time.monotonic() + 60
+        # Two workers importing the app at once, on a loaded machine: minutes, not seconds.
+        wait_until_live(base_url, process, timeout=180)
+        deadline = time.monotonic() + 180
         while log.read_text().count("Application startup complete") < 2:
             assert time.monotonic() < deadline, f"not every worker started:\n{log.read_text()}"
             time.sleep(0.1)
