@@ -1,8 +1,8 @@
 """Regenerate the uv.lock files a rendered project starts with: `python -m tools.lock [--upgrade]`.
 
 A project's lock depends on the answers that change what its pyproject.toml resolves to:
-`python_version` (requires-python), `db_driver`, `use_pgvector` and `opentelemetry`. locks/ keeps
-one lock per combination of those, with the project's name as `{{ project_slug }}` (the rest in raw blocks);
+`python_version`, `db_driver`, `use_pgvector` and `opentelemetry`. locks/ keeps one lock per
+combination of those, with the project's name as `{{ project_slug }}` (the rest in raw blocks);
 template/uv.lock.jinja includes the right one, so `uv sync --locked` works from the first commit
 without copier tasks (no --trust) and without the network at copy time.
 Run this after any change to template/pyproject.toml.jinja (tests/test_lock.py fails until you
