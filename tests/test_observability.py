@@ -26,6 +26,7 @@ from harness.environments import project_environment
 from harness.faults import DATABASE, Stage, stage_for
 from harness.paths import ROOT
 from harness.service import (
+    Standby,
     free_port,
     prepare,
     server_workdir,
@@ -211,6 +212,31 @@ def test_requests_move_the_metrics_a_scrape_reports(stage: Stage) -> None:
         assert value(back, opened, engine="primary") > value(down, opened, engine="primary")
     # Every metric the dashboard and the alert rules query, this scrape has.
     assert queried_metrics() - {name for name, _ in back} == set()
+
+
+def test_reads_on_the_replica_are_reported_and_its_failure_too(stage: Stage) -> None:
+    standby = Standby(stage.postgres, stage.workdir / "replica")
+    replica_url = standby.url(DATABASE, stage.driver)
+    try:
+        with stage.serve(
+            "replica-metrics", database_replica_url=replica_url, db_replica_retry_after="60"
+        ) as running:
+            base = running.base_url
+            before = scrape(base)
+            assert httpx.get(f"{base}/users/999999", timeout=10).status_code == 404
+            up = scrape(base)
+            standby.stop()
+            assert httpx.get(f"{base}/users/999999", timeout=10).status_code == 404  # primary
+            down = scrape(base)
+    finally:
+        standby.close()
+
+    opened = "db_pool_connections_opened_total"
+    assert value(up, opened, engine="replica") - value(before, opened, engine="replica") == 1
+    assert value(up, opened, engine="primary") == value(before, opened, engine="primary")
+    assert value(up, "db_pool_size", engine="replica") == 15  # DB_POOL_SIZE + DB_MAX_OVERFLOW
+    assert (value(up, "db_replica_configured"), value(up, "db_replica_in_use")) == (1, 1)
+    assert (value(down, "db_replica_configured"), value(down, "db_replica_in_use")) == (1, 0)
 
 
 @pytest.fixture
