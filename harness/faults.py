@@ -295,9 +295,9 @@ async def pool_exhausted(stage: Stage) -> Result:
     # ended by DB_POOL_TIMEOUT, whatever the load on the machine adds to the client's clock.
     lock_seconds = 6.0
     retry_after: list[str | None] = []
-    with stage.serve(
-        "exhausted", db_pool_timeout=str(pool_timeout), db_statement_timeout="10"
-    ) as running:
+    # No lock timeout: the requests on the connections wait for the lock, the rest for one.
+    settings = {"db_pool_timeout": str(pool_timeout), "db_statement_timeout": "10"}
+    with stage.serve("exhausted", **settings, db_lock_timeout="0") as running:
         async with client_for(running, 60) as client:
 
             async def reader() -> None:

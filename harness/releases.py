@@ -3,9 +3,11 @@ copied from one tag and committed, `copier update` to a later one, and what an u
 unresolved."""
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import copier
+from packaging.version import Version
 
 from harness.commands import run
 from harness.edits import edit
@@ -59,3 +61,57 @@ def leftovers(project: Path) -> list[str]:
         for path in files
         if CONFLICT_MARKER.search(path.read_text(errors="ignore"))
     ]
+
+
+# A release on record: the commit that gave CHANGELOG.md its "## X.Y.Z — date" heading.
+RELEASE_HEADING = re.compile(r"^## (\d+\.\d+\.\d+) — ", re.MULTILINE)
+TEMPLATE_SIDE = re.compile(r"^<{7} .*?\n.*?^={7}\n(.*?)^>{7} .*?\n", re.DOTALL | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Release:
+    version: str
+    commit: str
+
+    @property
+    def tag(self) -> str:
+        return f"v{self.version}"
+
+
+def releases_on_record(repository: Path) -> list[Release]:
+    """The releases CHANGELOG.md names, oldest first, each at the commit that added its
+    heading (the release procedure in docs/maintaining.md)."""
+    versions = RELEASE_HEADING.findall((repository / "CHANGELOG.md").read_text())
+    releases = []
+    for version in versions:
+        heading = f"## {version} — "
+        log = git(
+            repository, "log", "--reverse", "--format=%H", "-S", heading, "--", "CHANGELOG.md"
+        )
+        assert log, f"no commit adds {heading!r}: is this clone shallow? (git fetch --unshallow)"
+        releases.append(Release(version, log.split()[0]))
+    return sorted(releases, key=lambda release: Version(release.version))
+
+
+def next_version(version: str) -> str:
+    """The minor release after `version` (0.2.0 -> 0.3.0)."""
+    major, minor, _ = Version(version).release
+    return f"{major}.{minor + 1}.0"
+
+
+def tag_releases(repository: Path) -> list[Release]:
+    """Tag every release on record and, unless it is one, HEAD as the next release: what
+    `copier update` and Renovate would see once the commit about to be released is tagged."""
+    releases = releases_on_record(repository)
+    head = git(repository, "rev-parse", "HEAD").strip()
+    if releases[-1].commit != head:
+        releases.append(Release(next_version(releases[-1].version), head))
+    for release in releases:
+        git(repository, "tag", "--annotate", release.tag, release.commit, "-m", release.tag)
+    return releases
+
+
+def take_template_side(path: Path) -> None:
+    """Resolve every inline conflict of `path` with what the new release has there: the team
+    then puts its own change back."""
+    path.write_text(TEMPLATE_SIDE.sub(r"\1", path.read_text()))

@@ -199,6 +199,39 @@ def test_dry_run_prints_the_files_and_writes_nothing(
     assert project_state(default_project) == before
 
 
+# What a generated field is, by the shared types of app/schemas/fields.py, and the id columns.
+SHARED_TYPES = {
+    "str": ("title:str(80)", "title: Annotated[Text, StringConstraints(max_length=80)]"),
+    "text": ("note:text", "note: Text"),
+    "datetime": ("due_at:datetime", "due_at: Instant"),
+    "fk": ("owner:fk(users)", "owner_id: Id"),
+    "fk-column": (
+        "owner:fk(users)",
+        'owner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"), index=True)',
+    ),
+    "fk-migration": ("owner:fk(users)", 'sa.Column("owner_id", sa.BigInteger(), nullable=False)'),
+    "id": (
+        "note:text",
+        "id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)",
+    ),
+    "id-migration": (
+        "note:text",
+        'sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False)',
+    ),
+}
+
+
+@pytest.mark.parametrize("case", SHARED_TYPES)
+def test_generated_fields_use_the_shared_types_and_bigint_identity_ids(
+    default_project: Path, run_in_project: ProjectRunner, case: str
+) -> None:
+    field, written = SHARED_TYPES[case]
+
+    output = new_resource(run_in_project, default_project, "invoice", field, "--dry-run")
+
+    assert written in output
+
+
 def test_a_second_run_refuses_rather_than_overwrites(
     rendered: RenderedProject, run_in_project: ProjectRunner, tmp_path: Path
 ) -> None:

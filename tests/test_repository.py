@@ -87,6 +87,42 @@ def test_readme_links_point_at_pages_that_exist() -> None:
     assert [link for link in links if not (ROOT / link).is_file()] == []
 
 
+def python_files(*folders: str) -> list[Path]:
+    return sorted(path for folder in folders for path in (ROOT / folder).rglob("*.py"))
+
+
+def test_the_harness_and_tools_import_nothing_from_tests() -> None:
+    """One direction: harness/ is the library, tests/ and tools/ its users."""
+    importing = re.compile(r"^\s*(from tests[. ]|import tests\b)", re.MULTILINE)
+
+    offenders = [
+        path for path in python_files("harness", "tools") if importing.search(path.read_text())
+    ]
+
+    assert [str(path.relative_to(ROOT)) for path in offenders] == []
+
+
+def test_lists_of_choices_are_read_from_copier_yml_not_copied() -> None:
+    """Two choices of a question side by side, as a copied list would have them."""
+    listed = [
+        f'"{first}", "{second}"'
+        for name in QUESTIONS
+        if "choices" in QUESTIONS[name]
+        for first in choices(name)
+        for second in choices(name)
+        if isinstance(first, str) and first != second
+    ]
+
+    copies = [
+        f"{path.relative_to(ROOT)}: {literal}"
+        for path in python_files("harness", "tests", "tools")
+        for literal in listed
+        if literal in path.read_text()
+    ]
+
+    assert copies == []
+
+
 def test_repository_code_is_lint_and_format_clean() -> None:
     ruff = [sys.executable, "-m", "ruff"]
     run(*ruff, "check", "--no-cache", ".", cwd=ROOT)

@@ -76,7 +76,7 @@ async def check(settings: Settings) -> int:
     print(f"database:   {settings.url!r}")
     print(
         f"pool:       size={settings.db_pool_size} max_overflow={settings.db_max_overflow} "
-        f"timeout={settings.db_pool_timeout}s recycle={settings.db_pool_recycle}s "
+        f"timeout={settings.db_pool_timeout}s recycle_after={settings.db_pool_recycle_after}s "
         f"pre_ping={settings.db_pool_pre_ping} ping_after={settings.db_pool_ping_after}s"
     )
     engine = create_engine(settings)

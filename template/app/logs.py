@@ -18,6 +18,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings
+from app.hidden_values import HideStatementValues
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A client's id is kept only if it is short and plain: it goes into every log line and a header.
@@ -69,7 +70,7 @@ class JsonFormatter(logging.Formatter):
             if key not in _RECORD_FIELDS and key not in entry
         }
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
         return redact(json.dumps(entry, default=str))
 
 
@@ -104,11 +105,14 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(JsonFormatter() if settings.json_logs else TextFormatter())
     handler.addFilter(_RequestIdFilter())
+    if settings.environment == "production":  # as the engine's hide_parameters
+        handler.addFilter(HideStatementValues())
     root = logging.getLogger()
     for previous in [known for known in root.handlers if known.get_name() == _HANDLER_NAME]:
         root.removeHandler(previous)
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+    logging.captureWarnings(True)  # Python's warnings too: as log lines, never raw on stderr
     # uvicorn's own handlers would print its lines in its format; its access log would repeat
     # what the request line says, with the raw path and query string.
     for name in ("uvicorn", "uvicorn.error"):

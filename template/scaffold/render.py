@@ -111,7 +111,8 @@ def foreign_key(spec: Field) -> str:
 
 def model_column(resource: Resource, spec: Field, imports: Imports) -> str:
     python, sql = column_type(resource, spec, imports)
-    arguments = [sql] if sql else [foreign_key(spec)]
+    # A key is a bigint, as the ids it refers to are.
+    arguments = [sql] if sql else ["BigInteger", foreign_key(spec)]
     if spec.type == "fk" and not spec.unique:
         arguments.append("index=True")  # joins and the referenced row's deletes look it up
     if spec.unique:
@@ -127,7 +128,7 @@ def model_column(resource: Resource, spec: Field, imports: Imports) -> str:
 def render_model(resource: Resource, references: dict[str, Reference]) -> str:
     imports = Imports()
     imports.add("datetime", "datetime")
-    imports.add("sqlalchemy", "DateTime", "func")
+    imports.add("sqlalchemy", "BigInteger", "DateTime", "Identity", "func")
     imports.add("sqlalchemy.orm", "Mapped", "mapped_column")
     imports.add("app.db.base", "Base")
     columns = [model_column(resource, spec, imports) for spec in resource.fields]
@@ -190,14 +191,15 @@ def schema_types(resource: Resource, spec: Field, imports: Imports) -> tuple[str
         imports.add("typing", "Annotated")
         imports.add("pydantic", "StringConstraints")
         return f"Annotated[Text, StringConstraints(max_length={spec.length})]", "str"
-    if spec.type in ("int", "bigint", "fk"):
+    if spec.type == "fk":
+        imports.add("app.schemas.fields", "Id")
+        return "Id", "int"
+    if spec.type in ("int", "bigint"):
         imports.add("typing", "Annotated")
         imports.add("pydantic", "Field")
         if spec.type == "bigint":
             return "Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]", "int"
         imports.add("app.schemas.fields", "INT4_MAX")
-        if spec.type == "fk":
-            return "Annotated[int, Field(ge=1, le=INT4_MAX)]", "int"
         return "Annotated[int, Field(ge=-INT4_MAX - 1, le=INT4_MAX)]", "int"
     if spec.type == "bool":
         return "bool", "bool"
@@ -215,8 +217,9 @@ def schema_types(resource: Resource, spec: Field, imports: Imports) -> tuple[str
         imports.add("datetime", "date")
         return "date", "date"
     if spec.type == "datetime":
-        imports.add("pydantic", "AwareDatetime")
-        return "AwareDatetime", "datetime"  # a time without a zone is refused (422)
+        # A time without a zone is refused (422), and one Python could not read back in UTC.
+        imports.add("app.schemas.fields", "Instant")
+        return "Instant", "datetime"
     if spec.type == "uuid":
         imports.add("uuid", "UUID")
         return "UUID", "UUID"
@@ -309,7 +312,7 @@ def render_schema(resource: Resource, references: dict[str, Reference]) -> str:
 
 def render_service(resource: Resource) -> str:
     imports = Imports()
-    imports.add("sqlalchemy", "select")
+    imports.add("sqlalchemy", "delete", "select", "update")
     imports.add("sqlalchemy.ext.asyncio", "AsyncSession")
     imports.add("app.db.reads", "Reader")
     imports.add(f"app.models.{resource.name}", resource.class_name)
@@ -363,7 +366,7 @@ def migration_type(resource: Resource, spec: Field, imports: Imports) -> str:
         "date": "sa.Date()",
         "datetime": "sa.DateTime(timezone=True)",
         "uuid": "sa.Uuid()",
-        "fk": "sa.Integer()",
+        "fk": "sa.BigInteger()",
     }
     if spec.type in simple:
         return simple[spec.type]
@@ -489,6 +492,7 @@ def invalid_values(spec: Field) -> dict[str, str]:
         cases["too-long"] = f'"x" * {(spec.length or 0) + 1}'
     if spec.type in ("str", "text"):
         cases["nul"] = '"\\x00"'
+        cases["lone-surrogate"] = '"\\ud800"'
     if spec.type in INT_BOUNDS:
         cases["too-big"] = f"2**{63 if spec.type == 'bigint' else 31}"
     if spec.type == "bool":
@@ -502,6 +506,12 @@ def invalid_values(spec: Field) -> dict[str, str]:
         cases["no-such-day"] = '"2026-02-30"'
     if spec.type == "datetime":
         cases["no-time-zone"] = '"2026-01-01T12:30:00"'
+        # Instants PostgreSQL stores but Python cannot read back: past 9999 or before 1 in UTC.
+        cases["after-9999-in-utc"] = '"9999-12-31T23:59:59-23:59"'
+        cases["before-year-1-in-utc"] = '"0001-01-01T00:30:00+01:00"'
+        # Python's first and last instants, which asyncpg writes as -infinity and infinity.
+        cases["first-python-instant"] = '"0001-01-01T00:00:00+00:00"'
+        cases["last-python-instant"] = '"9999-12-31T23:59:59.999999+00:00"'
     if spec.type == "uuid":
         cases["not-a-uuid"] = '"not-a-uuid"'
     if spec.type == "enum":
@@ -510,6 +520,43 @@ def invalid_values(spec: Field) -> dict[str, str]:
         cases["not-an-id"] = "0"
     if spec.type == "vector":
         cases["wrong-size"] = f"[0.5] * {(spec.dimensions or 0) + 1}"
+    return {f"{spec.name}-{case}": value for case, value in cases.items()}
+
+
+def edge_values(spec: Field) -> dict[str, str]:
+    """Values at the edges of what the field's column holds, by case name: each is stored and
+    read back as sent (the service never stores a value it cannot read back)."""
+    cases: dict[str, str] = {}
+    if spec.type == "str" and (spec.length or 0) <= TEST_LENGTH_LIMIT:
+        cases["longest-of-widest-characters"] = f'"\\U0010ffff" * {spec.length}'
+    if spec.type == "text":
+        cases["controls-but-nul"] = '"\\x01\\x1f\\x7f\\x9f"'
+        cases["widest-characters"] = '"\\U0010ffff\\U0001f600" * 1000'
+    if spec.type in INT_BOUNDS:
+        bits = 63 if spec.type == "bigint" else 31
+        cases |= {"smallest": f"-(2**{bits})", "largest": f"2**{bits} - 1"}
+    if spec.type == "float":
+        cases |= {"largest": "1.7976931348623157e308", "most-negative": "-1.7976931348623157e308"}
+        cases["smallest-positive"] = "5e-324"
+    if spec.type == "decimal" and spec.precision is not None and spec.scale is not None:
+        digits = "9" * (spec.precision - spec.scale) or "0"
+        largest = digits + ("." + "9" * spec.scale if spec.scale else "")
+        cases |= {"largest": f'"{largest}"', "most-negative": f'"-{largest}"'}
+    if spec.type == "date":
+        cases |= {"first-day": '"0001-01-01"', "last-day": '"9999-12-31"'}
+    if spec.type == "datetime":
+        cases["first-instant"] = '"0001-01-01T00:00:00.000001+00:00"'
+        cases["last-instant"] = '"9999-12-31T23:59:59.999998+00:00"'
+        cases["first-day-far-east"] = '"0001-01-01T23:59:59+23:59"'
+        cases["last-day-far-west"] = '"9999-12-31T00:00:00-23:59"'
+    if spec.type == "uuid":
+        cases["largest"] = '"ffffffff-ffff-ffff-ffff-ffffffffffff"'
+    if spec.type == "json":
+        cases["big-numbers-and-wide-text"] = '{"big": 2**70, "tiny": 5e-324, "text": "\\U0010ffff"}'
+    if spec.type == "vector":
+        # Powers of two: float4 holds them exactly, so they read back as sent.
+        cases["largest"] = f"[2.0**126] * {spec.dimensions}"
+        cases["smallest-normal"] = f"[-(2.0**-126)] * {spec.dimensions}"
     return {f"{spec.name}-{case}": value for case, value in cases.items()}
 
 
@@ -524,7 +571,7 @@ def render_tests(resource: Resource, references: dict[str, Reference]) -> str:
         "class_name": resource.class_name,
         "path": resource.path,
     }
-    parents, payload, invalid = [], [], []
+    parents, payload, invalid, edges = [], [], [], []
     for spec in resource.fields:
         if spec.type == "fk":
             reference = references[spec.name]
@@ -544,13 +591,24 @@ def render_tests(resource: Resource, references: dict[str, Reference]) -> str:
             f'"{case}": ' + "{" + f'"{spec.column}": {bad}' + "},"
             for case, bad in invalid_values(spec).items()
         ]
+        edges += [
+            f'"{case}": ' + "{" + f'"{spec.column}": {edge}' + "},"
+            for case, edge in edge_values(spec).items()
+        ]
     invalid_cases = ""
     if invalid:
         invalid_cases = "MISSING: Any = object()  # marks a field left out of a request body\n"
         invalid_cases += "INVALID: dict[str, dict[str, Any]] = {\n" + lines(invalid, 4) + "\n}\n"
+    edge_cases = ""
+    if edges:
+        edge_cases = "EDGES: dict[str, dict[str, Any]] = {\n" + lines(edges, 4) + "\n}\n"
+    if invalid or edges:
+        imports.add("json")
     sections = []
     if invalid:
         sections.append(render_template("test_api_invalid.py.tmpl", **values))
+    if edges:
+        sections.append(render_template("test_api_edges.py.tmpl", **values))
     optional = [
         spec.column for spec in resource.fields if spec.optional or spec.default is not None
     ]
@@ -564,6 +622,13 @@ def render_tests(resource: Resource, references: dict[str, Reference]) -> str:
         sections.append(render_template("test_api_optional.py.tmpl", optional=listed, **values))
     if resource.unique_together or any(spec.unique for spec in resource.fields):
         sections.append(render_template("test_api_unique.py.tmpl", **values))
+    imports.add("asyncio")
+    imports.add("collections.abc", "AsyncIterator")
+    imports.add("secrets")
+    imports.add("fastapi", "FastAPI")
+    imports.add("httpx", "ASGITransport")
+    imports.add("app.models", "User")
+    sections.append(render_template("test_api_races.py.tmpl", **values))
     keyed = [spec for spec in resource.fields if spec.type == "fk"]
     if keyed:
         imports.add("sqlalchemy.exc", "InvalidRequestError")
@@ -587,6 +652,7 @@ def render_tests(resource: Resource, references: dict[str, Reference]) -> str:
         "test_api.py.tmpl",
         imports=import_lines(imports),
         invalid_cases=invalid_cases,
+        edge_cases=edge_cases,
         parents=lines(parents, 4),
         payload=lines(payload, 8),
         **values,

@@ -1,6 +1,7 @@
 import io
 import json
 import logging
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -128,3 +129,22 @@ def test_log_level_comes_from_settings(settings: Settings, monkeypatch: pytest.M
     finally:
         configure_logging(settings)
     assert from_environment.log_level == "WARNING"
+
+
+def test_python_warnings_are_log_lines(settings: Settings) -> None:
+    output = io.StringIO()
+    # In the test itself: pytest restores the way warnings are shown after each fixture
+    # (and captureWarnings(True) does nothing while it believes it is still in place).
+    logging.captureWarnings(False)
+    configure_logging(settings.model_copy(update={"log_format": "json"}), stream=output)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("a library's warning", UserWarning, stacklevel=1)
+    finally:
+        configure_logging(settings)
+
+    [line] = json_lines(output)
+    assert line["logger"] == "py.warnings"
+    assert line["level"] == "WARNING"
+    assert "a library's warning" in line["message"]

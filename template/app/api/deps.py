@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.reads import Reader, get_read_db, get_reader
 from app.db.session import get_db
 from app.models import User
-from app.schemas.fields import INT4_MAX
+from app.schemas.fields import ID_MAX
 from app.schemas.user import UserRead
 from app.services import users
 
@@ -20,7 +20,7 @@ SessionDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
 ReaderDep = Annotated[Reader, Depends(get_reader)]
 # ORM objects, for reads that load relationships; a session costs more CPU than a Reader.
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_db, scope="function")]
-ResourceId = Annotated[int, Path(ge=1, le=INT4_MAX)]
+ResourceId = Annotated[int, Path(ge=1, le=ID_MAX)]
 USER_NOT_FOUND = "user not found"
 
 

@@ -5,10 +5,15 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, ExceptionContext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry
+
+# What PostgreSQL raises (SQLSTATE, and the function in its source) when a prepared statement's
+# plan would now return other column types.
+FEATURE_NOT_SUPPORTED = "0A000"
+STALE_PLAN_FUNCTION = "RevalidateCachedQuery"
 
 
 class DatabaseUnavailableError(Exception):
@@ -21,22 +26,52 @@ class DatabaseUnavailableError(Exception):
         self.kind = kind
 
 
-def sqlstate_of(error: BaseException) -> str | None:
-    """The SQLSTATE of a driver's or SQLAlchemy's error, when the server sent one."""
+def driver_error_of(error: BaseException) -> BaseException:
+    """The driver's own exception. SQLAlchemy wraps it; asyncpg's come wrapped twice, by
+    SQLAlchemy's adapter too, which keeps it as `orig` or, for a few, only as the cause it
+    raised its own from."""
     if isinstance(error, DBAPIError):
         error = error.orig or error
-    sqlstate = getattr(error, "sqlstate", None)
+    inner = getattr(error, "orig", None) or error.__cause__
+    return inner if isinstance(inner, Exception) else error
+
+
+def sqlstate_of(error: BaseException) -> str | None:
+    """The SQLSTATE of a driver's or SQLAlchemy's error, when the server sent one."""
+    sqlstate = getattr(driver_error_of(error), "sqlstate", None)
     return str(sqlstate) if sqlstate else None
 
 
 def failure_kind(error: BaseException) -> str:
     """SQLSTATE and the driver's exception class: never the message, which may name the host."""
-    # asyncpg's errors come wrapped by SQLAlchemy (twice, once raised): name the driver's own.
-    driver_error = error.driver_exception if isinstance(error, DBAPIError) else error
-    driver_error = getattr(driver_error, "orig", None) or driver_error
     sqlstate = sqlstate_of(error)
-    name = type(driver_error).__name__
+    name = type(driver_error_of(error)).__name__
     return f"SQLSTATE {sqlstate} ({name})" if sqlstate else name
+
+
+def is_stale_plan(error: BaseException) -> bool:
+    """A prepared statement whose result changed type under it (a column's type altered while
+    the service runs): PostgreSQL refuses to run its cached plan. Told by the server function
+    that raised it, which the server's language does not change."""
+    driver_error = driver_error_of(error)
+    # psycopg reports it in its diagnostic, asyncpg on the error itself.
+    diagnostic = getattr(driver_error, "diag", None)
+    function = getattr(diagnostic, "source_function", None) or getattr(
+        driver_error, "server_source_function", None
+    )
+    return sqlstate_of(error) == FEATURE_NOT_SUPPORTED and function == STALE_PLAN_FUNCTION
+
+
+def replace_connections_with_stale_plans(engine: AsyncEngine) -> None:
+    """A statement that failed on a stale plan invalidates its connection, and SQLAlchemy then
+    replaces every connection of the pool opened before it: their prepared statements are just
+    as stale, and psycopg would run them, and fail, again and again. The failed request is
+    answered 503 (app.api.errors); asyncpg's adapter clears its own statement cache as well."""
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def replace_when_stale(context: ExceptionContext) -> None:
+        if is_stale_plan(context.original_exception):
+            context.is_disconnect = True
 
 
 def violated_constraint(error: DBAPIError) -> str | None:

@@ -1,5 +1,5 @@
-"""Behind PgBouncer in transaction mode: the statement timeout in force per transaction, and a
-logged hint when PgBouncer is in front and DB_PGBOUNCER is not set."""
+"""Behind PgBouncer in transaction mode: the statement and lock timeouts in force per
+transaction, and a logged hint when PgBouncer is in front and DB_PGBOUNCER is not set."""
 
 import logging
 import time
@@ -46,16 +46,17 @@ def configure(engine: AsyncEngine, settings: Settings) -> MissingSettingHint | N
             engine.sync_engine, "handle_error", lambda context: hint(context.original_exception)
         )
         return hint
-    if settings.statement_timeout_ms:
-        # PgBouncer refuses the startup parameter that sets the timeout for a whole connection,
-        # and a plain SET would stay on a server connection that other clients get next.
-        # SET LOCAL ends with the transaction; it costs one statement per transaction.
-        set_local = f"SET LOCAL statement_timeout = {settings.statement_timeout_ms}"
+    if timeouts := {name: ms for name, ms in settings.session_timeouts.items() if ms != "0"}:
+        # PgBouncer refuses the startup parameters that set them for a whole connection, and a
+        # plain SET would stay on a server connection that other clients get next. set_config's
+        # local form (SET LOCAL) ends with the transaction: one statement per transaction.
+        calls = ", ".join(f"set_config('{name}', '{ms}', true)" for name, ms in timeouts.items())
+        set_local = f"SELECT {calls}"
 
-        def apply_statement_timeout(connection: Connection) -> None:
+        def apply_timeouts(connection: Connection) -> None:
             connection.exec_driver_sql(set_local)
 
-        event.listen(engine.sync_engine, "begin", apply_statement_timeout)
+        event.listen(engine.sync_engine, "begin", apply_timeouts)
     return None
 
 

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from tests.support import (
     UNREACHABLE_PASSWORD,
     WORKER_DATABASE,
     admin_connection,
+    pooled,
+    silent_server,
     unreachable,
     with_url,
 )
@@ -61,7 +64,45 @@ async def test_a_runaway_query_answers_504_and_frees_its_connection(strained_app
 
     assert slow.status_code == 504
     assert slow.json() == {"detail": "the database query took too long"}
+    assert slow.headers["Retry-After"] == "1"
     assert after.status_code == 200
+
+
+async def test_a_locked_table_answers_503_with_retry_after_within_the_lock_timeout(
+    settings: Settings, fixture_engine: AsyncEngine
+) -> None:
+    # Without a lock timeout the request waits for the statement timeout (here 10 s).
+    locking = pooled(settings, db_lock_timeout=0.2, db_statement_timeout=10)
+    app = create_app(locking)
+    async with app.router.lifespan_context(app), fixture_engine.connect() as holder:
+        await holder.execute(text("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"))
+        try:
+            async with client_of(app) as client, asyncio.timeout(5):
+                read = await client.get("/users")
+                write = await client.post("/users", json={"email": "l@example.com", "name": "L"})
+        finally:
+            await holder.rollback()
+
+    for response in (read, write):
+        assert response.status_code == 503, response.text
+        assert response.headers["Retry-After"] == "1"
+
+
+async def test_a_host_that_never_answers_gets_503_within_the_connect_timeout(
+    settings: Settings,
+) -> None:
+    # psycopg (libpq) counts whole seconds, 2 at least; asyncpg's own default is 60 s.
+    async with silent_server(pooled(settings, db_connect_timeout=1)) as silent:
+        app = create_app(silent)
+        async with app.router.lifespan_context(app), client_of(app) as client:
+            started = time.monotonic()
+            async with asyncio.timeout(10):
+                response = await client.get("/users")
+            waited = time.monotonic() - started
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert waited < 3
 
 
 async def test_an_exhausted_pool_answers_503_with_retry_after(strained_app: FastAPI) -> None:

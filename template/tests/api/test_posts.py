@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from httpx import AsyncClient
 from sqlalchemy.exc import InvalidRequestError
@@ -58,3 +60,22 @@ async def test_an_unloaded_relationship_raises_instead_of_lazy_loading(
 
     with pytest.raises(InvalidRequestError, match="lazy='raise'"):
         _ = user.posts
+
+
+@pytest.mark.parametrize("field", ["title", "body"])
+@pytest.mark.parametrize(
+    "value", ["\ud800", "text\udfff", "a\x00b"], ids=["lone-high", "lone-low", "nul"]
+)
+async def test_a_string_postgresql_cannot_store_answers_422(
+    client: AsyncClient, user_factory: UserFactory, field: str, value: str
+) -> None:
+    author = await user_factory()
+    body = {"title": "Title", "body": "Body"} | {field: value}
+
+    response = await client.post(
+        f"/users/{author.id}/posts",
+        content=json.dumps(body),
+        headers={"content-type": "application/json"},
+    )
+
+    assert response.status_code == 422

@@ -1,7 +1,16 @@
+import json
+
 import pytest
 from httpx import AsyncClient
 
 from tests.support import UserFactory
+
+JSON_BODY = {"content-type": "application/json"}
+
+
+def fullwidth(text: str) -> str:
+    """`text` in the fullwidth forms of its ASCII characters (A becomes U+FF21)."""
+    return "".join(chr(ord(character) + 0xFEE0) for character in text)
 
 
 async def test_create_user_returns_201_and_the_stored_user(client: AsyncClient) -> None:
@@ -52,11 +61,14 @@ async def test_invalid_user_answers_422(client: AsyncClient, payload: dict[str, 
     assert response.status_code == 422
 
 
-@pytest.mark.parametrize("user_id", ["999999", "0", "2147483648", "abc"])
+# Ids are bigints: 2**63 - 1 is a valid id (404), 2**63 is not (422).
+@pytest.mark.parametrize(
+    "user_id", ["999999", "9223372036854775807", "0", "9223372036854775808", "abc"]
+)
 async def test_unknown_or_invalid_user_id_answers_4xx(client: AsyncClient, user_id: str) -> None:
     response = await client.get(f"/users/{user_id}")
 
-    assert response.status_code == (404 if user_id == "999999" else 422)
+    assert response.status_code == (404 if user_id in ("999999", "9223372036854775807") else 422)
 
 
 async def test_list_users_pages_in_id_order(client: AsyncClient, user_factory: UserFactory) -> None:
@@ -91,5 +103,70 @@ async def test_list_users_of_an_empty_table(client: AsyncClient) -> None:
 @pytest.mark.parametrize("query", [{"limit": 0}, {"limit": 101}, {"offset": -1}])
 async def test_list_users_keeps_its_bounds(client: AsyncClient, query: dict[str, int]) -> None:
     response = await client.get("/users", params=query)
+
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("spelling", "stored"),
+    [
+        (fullwidth("ADA@example.com"), "ada@example.com"),
+        ("jose\u0301@example.com", "jos\u00e9@example.com"),
+    ],
+    ids=["fullwidth", "decomposed-accent"],
+)
+async def test_an_email_is_stored_in_one_spelling(
+    client: AsyncClient, spelling: str, stored: str
+) -> None:
+    response = await client.post("/users", json={"email": spelling, "name": "Ada"})
+
+    assert response.status_code == 201
+    assert response.json()["email"] == stored
+
+
+async def test_look_alike_spellings_of_one_email_are_one_account(client: AsyncClient) -> None:
+    first = await client.post("/users", json={"email": "jos\u00e9@example.com", "name": "A"})
+    look_alikes = [
+        "jose\u0301@example.com",
+        fullwidth("JOS") + "\u00c9@example.com",
+        "jos\u00e9@EXAMPLE.COM",
+    ]
+
+    responses = [
+        await client.post("/users", json={"email": email, "name": "B"}) for email in look_alikes
+    ]
+
+    assert first.status_code == 201
+    assert [response.status_code for response in responses] == [409, 409, 409]
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "ada\u200b@example.com",
+        "ada\x7f@example.com",
+        "ada\u00ad@example.com",
+        "ada@exam\u2060ple.com",
+        "\u3164ada@example.com",
+        "ada\u202e@example.com",
+    ],
+    ids=["zero-width-space", "del", "soft-hyphen", "word-joiner", "hangul-filler", "bidi-override"],
+)
+async def test_an_email_with_a_control_or_invisible_character_answers_422(
+    client: AsyncClient, email: str
+) -> None:
+    response = await client.post("/users", json={"email": email, "name": "Ada"})
+
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize("field", ["email", "name"])
+@pytest.mark.parametrize("value", ["\ud800", "low\udfff", "a\x00b"], ids=["high", "low", "nul"])
+async def test_a_string_postgresql_cannot_store_answers_422(
+    client: AsyncClient, field: str, value: str
+) -> None:
+    body = {"email": "ada@example.com", "name": "Ada"} | {field: value}
+
+    response = await client.post("/users", content=json.dumps(body), headers=JSON_BODY)
 
     assert response.status_code == 422

@@ -5,7 +5,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.config import Settings
 from app.db.session import create_engine
-from tests.db.test_driver import show_statement_timeout
+from tests.db.test_driver import show_setting, show_statement_timeout
 
 
 async def test_pgbouncer_mode_sets_the_statement_timeout_per_transaction(
@@ -16,10 +16,19 @@ async def test_pgbouncer_mode_sets_the_statement_timeout_per_transaction(
     assert await show_statement_timeout(behind_pgbouncer) == "7s"
 
 
+async def test_pgbouncer_mode_sets_the_lock_timeout_per_transaction(settings: Settings) -> None:
+    behind_pgbouncer = settings.model_copy(update={"db_pgbouncer": True, "db_lock_timeout": 3})
+
+    assert await show_setting(behind_pgbouncer, "lock_timeout") == "3s"
+
+
 async def test_pgbouncer_mode_without_a_timeout_sets_none(settings: Settings) -> None:
-    behind_pgbouncer = settings.model_copy(update={"db_pgbouncer": True, "db_statement_timeout": 0})
+    behind_pgbouncer = settings.model_copy(
+        update={"db_pgbouncer": True, "db_statement_timeout": 0, "db_lock_timeout": 0}
+    )
 
     assert await show_statement_timeout(behind_pgbouncer) == "0"
+    assert await show_setting(behind_pgbouncer, "lock_timeout") == "0"
 
 
 async def test_a_pgbouncer_symptom_logs_what_to_set_once(

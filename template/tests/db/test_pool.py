@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
-from pydantic import SecretStr
 from sqlalchemy import event, insert, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -18,7 +17,7 @@ from app.api.deps import ReaderDep, ReadSessionDep, SessionDep
 from app.config import Settings
 from app.db.session import ConnectionQueue
 from app.main import create_app
-from tests.support import idle_in_transaction, pooled, unreachable
+from tests.support import idle_in_transaction, pooled, silent_server, unreachable
 
 # Two statements in one transaction (after a BEGIN) get the same id; on their own, two ids.
 TRANSACTION_ID = text("SELECT pg_current_xact_id()::text")
@@ -251,16 +250,8 @@ async def test_ready_answers_while_requests_hold_every_connection(settings: Sett
 async def test_ready_takes_no_connection_of_the_requests_while_connects_hang(
     settings: Settings,
 ) -> None:
-    accepted: list[asyncio.StreamWriter] = []
-
-    async def accept_and_say_nothing(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(writer)
-
-    silent = await asyncio.start_server(accept_and_say_nothing, "127.0.0.1", 0)
-    url = settings.url.set(host="127.0.0.1", port=silent.sockets[0].getsockname()[1], query={})
-    hanging = SecretStr(url.render_as_string(hide_password=False))
-    app = create_app(pooled(settings, database_url=hanging, db_pool_size=1, db_max_overflow=0))
-    try:
+    async with silent_server(pooled(settings, db_pool_size=1, db_max_overflow=0)) as hanging:
+        app = create_app(hanging)
         async with (
             app.router.lifespan_context(app),
             AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client,
@@ -269,11 +260,6 @@ async def test_ready_takes_no_connection_of_the_requests_while_connects_hang(
             await asyncio.sleep(0.5)  # the probe is waiting for its connect
             held_by_probe = app.state.engine.pool.checkedout()
             response = await probe
-    finally:
-        silent.close()
-        for writer in accepted:
-            writer.close()
-        await silent.wait_closed()
 
     assert held_by_probe == 0
     assert response.status_code == 503
@@ -293,3 +279,69 @@ async def test_reads_go_to_the_primary_when_the_replica_is_unreachable(
 
     assert read.status_code == 200
     assert (ready.status_code, ready.json()) == (200, {"status": "ok", "replica": "unavailable"})
+
+
+def count_closes(engine: AsyncEngine) -> Callable[[], int]:
+    """How many connections the engine has closed since this call."""
+    closed: list[object] = []
+    event.listen(engine.sync_engine, "close", lambda *_: closed.append(None))
+    return lambda: len(closed)
+
+
+def count_open(engine: AsyncEngine) -> Callable[[], int]:
+    """How many of the engine's connections are open (call it while none is)."""
+    opened, closed = count_connects(engine), count_closes(engine)
+    return lambda: opened() - closed()
+
+
+@pytest.fixture
+async def peak_app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """Two connections kept, six more for peaks closed after half a second idle, and a route
+    that holds its connection a fifth of a second."""
+    app = create_app(pooled(settings, db_pool_size=2, db_max_overflow=6, db_pool_max_idle=0.5))
+
+    @app.get("/hold")
+    async def hold(session: SessionDep) -> None:
+        await session.execute(text("SELECT pg_sleep(0.2)"))
+
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+async def holding(client: AsyncClient, clients: int, seconds: float) -> set[int]:
+    """`clients` clients, each sending /hold again and again for `seconds`."""
+    statuses: set[int] = set()
+
+    async def one_client() -> None:
+        until = asyncio.get_running_loop().time() + seconds
+        while asyncio.get_running_loop().time() < until:
+            statuses.add((await client.get("/hold")).status_code)
+
+    await asyncio.gather(*(one_client() for _ in range(clients)))
+    return statuses
+
+
+async def test_after_a_peak_the_pool_closes_what_it_opened_above_its_size(
+    peak_app: FastAPI,
+) -> None:
+    open_connections = count_open(peak_app.state.engine)
+    async with AsyncClient(transport=ASGITransport(app=peak_app), base_url="http://t") as client:
+        statuses = await holding(client, clients=8, seconds=0.5)
+        at_peak = open_connections()
+        await asyncio.sleep(2)  # idle: four times DB_POOL_MAX_IDLE
+        after_idle = open_connections()
+        again = await holding(client, clients=8, seconds=0.3)  # a later peak reopens them
+
+    assert statuses == again == {200}
+    assert (at_peak, after_idle) == (8, 2)
+
+
+async def test_under_steady_load_the_pool_opens_and_closes_nothing(peak_app: FastAPI) -> None:
+    async with AsyncClient(transport=ASGITransport(app=peak_app), base_url="http://t") as client:
+        await holding(client, clients=8, seconds=0.3)  # warm: eight connections
+        connects = count_connects(peak_app.state.engine)
+        closes = count_closes(peak_app.state.engine)
+        statuses = await holding(client, clients=8, seconds=2)  # four times DB_POOL_MAX_IDLE
+
+    assert statuses == {200}
+    assert (connects(), closes()) == (0, 0)
