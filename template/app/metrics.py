@@ -7,7 +7,7 @@ the files of all of them: one scrape reports the whole container."""
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -164,10 +164,17 @@ def metrics() -> Metrics:
 
 
 def _remove_stale_files(directory: Path) -> None:
-    for path in directory.glob("*.db"):
-        pid = int(path.stem.rsplit("_", 1)[1])
+    for path, pid in _files_by_pid(directory):
         if pid == os.getpid() or (path.name.startswith("gauge_live") and not _alive(pid)):
             path.unlink(missing_ok=True)
+
+
+def _files_by_pid(directory: Path) -> Iterator[tuple[Path, int]]:
+    """The client's files (`counter_1234.db`, `gauge_livesum_1234.db`, ...) and their pids."""
+    for path in directory.glob("*.db"):
+        pid = path.stem.rsplit("_", 1)[-1]
+        if pid.isdigit():
+            yield path, int(pid)
 
 
 def _alive(pid: int) -> bool:
@@ -189,7 +196,7 @@ class WorkerProcesses(Collector):
         self._directory = directory
 
     def collect(self) -> Iterable[Metric]:
-        pids = {int(path.stem.rsplit("_", 1)[1]) for path in self._directory.glob("*.db")}
+        pids = {pid for _, pid in _files_by_pid(self._directory)}
         merged: dict[str, Metric] = {}
         for pid in sorted(filter(_alive, pids)):
             for family in _process_collector(pid).collect():
