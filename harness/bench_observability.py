@@ -99,6 +99,9 @@ def cost(workdir: Path, seconds: int, clients: int) -> list[Row]:
                         workdir / f"{driver}-{variant.replace(' ', '-')}.log",
                         database_url=postgres.url("bench", driver),
                         log_level="WARNING",
+                        # Ten services on one server (100 connections): 8 each at most.
+                        db_pool_size="4",
+                        db_max_overflow="4",
                         **tracing,
                         **settings,
                     )
