@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from harness.answers import choices
 from harness.benchmarks import ROUNDS, Row, Sample, against, bench_database, measure, table
 from harness.paths import ROOT
 from harness.service import Postgres, Running, prepare, run_wrk, serve
@@ -84,7 +85,7 @@ def cost(workdir: Path, seconds: int, clients: int) -> list[Row]:
         with contextlib.ExitStack() as services:
             endpoint = services.enter_context(otlp_sink())
             running = {}
-            for driver in ("asyncpg", "psycopg"):
+            for driver in choices("db_driver"):
                 project, python = prepare(workdir / "traced", db_driver=driver, opentelemetry=True)
                 for variant, settings in VARIANTS.items():
                     tracing = (

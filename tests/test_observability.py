@@ -22,6 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.answers import choices
 from harness.environments import project_environment
 from harness.faults import DATABASE, Stage, stage_for
 from harness.paths import ROOT
@@ -35,7 +36,7 @@ from harness.service import (
     wait_until_live,
 )
 
-DRIVERS = ["asyncpg", "psycopg"]
+DRIVERS = choices("db_driver")
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 OBSERVABILITY = ROOT / "template" / "deploy" / "observability"
 PROMQL_WORDS = {"by", "without", "on", "ignoring", "and", "or", "unless", "bool", "offset"}
