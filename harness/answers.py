@@ -2,6 +2,7 @@
 choice is one edit to copier.yml (plus its tests)."""
 
 import itertools
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,6 @@ QUESTIONS = {
     for name, spec in COPIER_YML.items()
     if not name.startswith("_") and spec.get("when") is not False
 }
-BASE_ANSWERS = {"project_name": "Orders Service"}
 
 
 def choices(question: str) -> list[Any]:
@@ -26,6 +26,17 @@ def choices(question: str) -> list[Any]:
         return [False, True]
     listed = spec["choices"]
     return list(listed.values()) if isinstance(listed, dict) else list(listed)
+
+
+def machine_python() -> str:
+    """The python_version choice of the interpreter running the tests: the projects they render
+    run on it (each other version runs in its own image: tests/test_pythons.py)."""
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert running in choices("python_version"), f"python_version does not offer {running}"
+    return running
+
+
+BASE_ANSWERS = {"project_name": "Orders Service", "python_version": machine_python()}
 
 
 def default(question: str) -> Any:

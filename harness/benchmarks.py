@@ -3,13 +3,17 @@
     python3 -m uv run python -m harness.benchmarks [--seconds 10] [--only NAME ...]
 
 Each figure is measured in this run, next to the baseline it is compared with:
-  throughput   the default service (asyncpg, psycopg) under uvicorn on an embedded PostgreSQL,
+  throughput   reads by the default service (asyncpg, psycopg), uvicorn, an embedded PostgreSQL,
                loaded by wrk at 32 and 64 connections, against Starlette + a raw asyncpg pool
                (the targets' baseline) and, for psycopg, Starlette + raw psycopg connections too,
                all four serving at once and loaded in turn (ROUNDS rounds): req/s, p50/p99, CPU
                per request of the app process and of every PostgreSQL process (/proc), new
                connections per request (pg_stat_database.sessions); ratios to a baseline are
                the median of the rounds' (and their range)
+  writes       the same for POST /users (a new row each) and PUT /users/{id} (a seeded row),
+               against the baselines' INSERT / UPDATE ... RETURNING in autocommit; the
+               statements PostgreSQL receives per write (log_statement = all); then "mixed":
+               80% GET by id, 20% POST or PUT, 64 clients, 3 rounds
   replica      the same GET with DATABASE_REPLICA_URL set to a hot standby: CPU per read of the
                primary and of the standby
   isolation    per-test cost of each test_db_strategy over 500 database tests, against 500 empty
@@ -20,13 +24,18 @@ Each figure is measured in this run, next to the baseline it is compared with:
 
 import argparse
 import contextlib
+import itertools
+import json
 import os
 import platform
+import re
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -38,6 +47,7 @@ from harness.paths import ROOT
 from harness.render import copy_working_tree, render
 from harness.service import (
     Postgres,
+    Running,
     Standby,
     children,
     migrate,
@@ -147,12 +157,13 @@ def measure(
     clients: int,
     seconds: int,
     standby: Standby | None = None,
+    script: Path | None = None,
 ) -> Sample:
     """One wrk run, with what it cost; failed requests are counted, not fatal."""
     opened = sessions(postgres, "bench")
     app, server = process_cpu(app_pid), server_cpu(postgres.server.pgdata)
     replica = server_cpu(standby.pgdata) if standby else 0.0
-    load = run_wrk(url, seconds=seconds, connections=clients)
+    load = run_wrk(url, seconds=seconds, connections=clients, script=script)
     app, server = process_cpu(app_pid) - app, server_cpu(postgres.server.pgdata) - server
     replica = server_cpu(standby.pgdata) - replica if standby else 0.0
     time.sleep(1.5)  # a backend reports its session within a second of going idle
@@ -172,16 +183,92 @@ def measure(
 def throughput(workdir: Path, seconds: int) -> list[Row]:
     postgres = Postgres(workdir)
     try:
-        return measure_throughput(workdir, postgres, seconds)
+        projects = bench_database(workdir, postgres)
+        with serving(workdir, postgres, projects) as running:
+            samples = in_rounds(running, postgres, READS, CLIENTS, seconds, workdir)
+        return compared("throughput", READS, samples)
     finally:
         postgres.close()
 
 
-PATHS = {"get": "/users/17", "list": "/users?limit=20"}
+@dataclass(frozen=True)
+class Load:
+    """What wrk sends: GETs of `path`, or the requests a Lua script makes (`path` names them)."""
+
+    path: str
+    script: str = ""
+
+    def script_file(self, workdir: Path, tag: str) -> Path | None:
+        """The script with its tag (unique per run of wrk: new rows never collide)."""
+        if not self.script:
+            return None
+        path = workdir / f"load-{tag}.lua"
+        path.write_text(self.script.replace("@TAG@", tag).replace("@USERS@", str(SEED_USERS)))
+        return path
+
+
+# A new user per request: an email made of the run's tag, wrk's thread and a counter.
+POST_USERS = """
+local headers = {["Content-Type"] = "application/json"}
+local threads, sent = 0, 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("thread_number", threads)
+end
+function request()
+  sent = sent + 1
+  local body = string.format('{"email":"w-@TAG@-%d-%d@example.com","name":"Writer"}',
+                             thread_number, sent)
+  return wrk.format("POST", "/users", headers, body)
+end
+"""
+# A seeded user renamed, its email kept (no conflict between clients).
+PUT_USER = """
+local headers = {["Content-Type"] = "application/json"}
+local sent = 0
+function request()
+  sent = sent + 1
+  local id = math.random(1, @USERS@)
+  local body = string.format('{"email":"user%d@example.com","name":"Renamed %d"}', id, sent)
+  return wrk.format("PUT", "/users/" .. id, headers, body)
+end
+"""
+# 80% reads of a user by id, 10% new users, 10% renames.
+MIXED = """
+local headers = {["Content-Type"] = "application/json"}
+local threads, sent = 0, 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("thread_number", threads)
+end
+function request()
+  sent = sent + 1
+  local id = math.random(1, @USERS@)
+  local kind = sent % 10
+  if kind == 0 then
+    local body = string.format('{"email":"m-@TAG@-%d-%d@example.com","name":"Mixed"}',
+                               thread_number, sent)
+    return wrk.format("POST", "/users", headers, body)
+  elseif kind == 5 then
+    local body = string.format('{"email":"user%d@example.com","name":"Mixed %d"}', id, sent)
+    return wrk.format("PUT", "/users/" .. id, headers, body)
+  end
+  return wrk.format("GET", "/users/" .. id)
+end
+"""
+READS = {"GET /users/17": Load("/users/17"), "GET /users?limit=20": Load("/users?limit=20")}
+WRITES = {
+    "POST /users": Load("/users", POST_USERS),
+    "PUT /users/{id}": Load("/users", PUT_USER),
+}
+MIXED_LOAD = {"80% GET /users/{id}, 20% POST or PUT": Load("/users", MIXED)}
+MIXED_CLIENTS = (64,)
+MIXED_ROUNDS = 3
 # The raw baselines (harness/baseline_app.py) and their drivers. The targets are against the
 # first (asyncpg); the second shows what the psycopg service costs over its own driver.
 RAW, RAW_PSYCOPG = "raw baseline", "raw psycopg baseline"
 BASELINES = {RAW: "asyncpg", RAW_PSYCOPG: "psycopg"}
+Samples = dict[tuple[str, str, int], list[Sample]]
 
 
 def bench_database(workdir: Path, postgres: Postgres) -> dict[str, tuple[Path, Path]]:
@@ -198,9 +285,11 @@ def bench_database(workdir: Path, postgres: Postgres) -> dict[str, tuple[Path, P
     return projects
 
 
-def measure_throughput(workdir: Path, postgres: Postgres, seconds: int) -> list[Row]:
-    projects = bench_database(workdir, postgres)
-    samples: dict[tuple[str, str, int], list[Sample]] = {}
+@contextlib.contextmanager
+def serving(
+    workdir: Path, postgres: Postgres, projects: dict[str, tuple[Path, Path]]
+) -> Iterator[dict[str, Running]]:
+    """The two raw baselines and both services, serving at once on the database `bench`."""
     with contextlib.ExitStack() as services:
         running = {
             baseline: services.enter_context(
@@ -225,36 +314,61 @@ def measure_throughput(workdir: Path, postgres: Postgres, seconds: int) -> list[
                     database_url=postgres.url("bench", driver),
                 )
             )
-        for service in running.values():  # warm: every connection open, statements prepared
-            for path in PATHS.values():
-                run_wrk(service.base_url + path, seconds=2, connections=max(CLIENTS))
-        names = list(running)
-        for clients in CLIENTS:
-            for turn in range(ROUNDS):
-                for endpoint, path in PATHS.items():
-                    for name in names[turn % len(names) :] + names[: turn % len(names)]:
-                        service = running[name]
-                        sample = measure(
-                            service.base_url + path,
-                            service.process.pid,
-                            postgres,
-                            clients=clients,
-                            seconds=seconds,
-                        )
-                        samples.setdefault((name, endpoint, clients), []).append(sample)
+        yield running
+
+
+def in_rounds(
+    running: dict[str, Running],
+    postgres: Postgres,
+    loads: dict[str, Load],
+    clients: tuple[int, ...],
+    seconds: int,
+    workdir: Path,
+    rounds: int | None = None,
+) -> Samples:
+    """Each load on every server in turn, `rounds` times per number of clients, in an order
+    that rotates from round to round (after a warm-up: every connection open, statements
+    prepared)."""
+    runs = itertools.count()
+
+    def load(service: Running, name: str, connections: int) -> Sample:
+        script = loads[name].script_file(workdir, f"r{next(runs)}")
+        url = service.base_url + loads[name].path
+        return measure(
+            url, service.process.pid, postgres, clients=connections, seconds=seconds, script=script
+        )
+
+    for service in running.values():
+        for each in loads.values():
+            script = each.script_file(workdir, f"r{next(runs)}")
+            run_wrk(service.base_url + each.path, seconds=2, connections=64, script=script)
+    names = list(running)
+    samples: Samples = {}
+    for connections in clients:
+        for turn in range(rounds or ROUNDS):
+            for name in loads:
+                for server in names[turn % len(names) :] + names[: turn % len(names)]:
+                    sample = load(running[server], name, connections)
+                    samples.setdefault((server, name, connections), []).append(sample)
+    return samples
+
+
+def compared(benchmark: str, loads: dict[str, Load], samples: Samples) -> list[Row]:
+    """A row per server, load and number of clients; the services' with their ratios to the raw
+    baseline (and, for psycopg, to the raw psycopg baseline)."""
     rows = []
-    for (name, endpoint, clients), runs in samples.items():
+    for (name, load, clients), runs in samples.items():
         result = Sample.combined(runs)
-        case = f"{name} GET {PATHS[endpoint]}, {clients} clients"
+        case = f"{name} {load}, {clients} clients"
         if name in BASELINES:
-            rows.append(Row("throughput", case, result.summary()))
+            rows.append(Row(benchmark, case, result.summary()))
             continue
-        raw_runs = samples[RAW, endpoint, clients]
+        raw_runs = samples[RAW, load, clients]
         raw = Sample.combined(raw_runs)
         ratio, app_target = THROUGHPUT_TARGETS[name]
         rows.append(
             Row(
-                "throughput",
+                benchmark,
                 case,
                 result.summary(),
                 f"{raw.rate:,.0f} req/s; app {raw.per_request_us(raw.app_cpu):,.0f} us, "
@@ -265,10 +379,10 @@ def measure_throughput(workdir: Path, postgres: Postgres, seconds: int) -> list[
             )
         )
         if name == "psycopg":  # what the service costs over its own driver, for reference
-            own = samples[RAW_PSYCOPG, endpoint, clients]
+            own = samples[RAW_PSYCOPG, load, clients]
             rows.append(
                 Row(
-                    "throughput",
+                    benchmark,
                     f"{case}, against raw psycopg",
                     "",
                     Sample.combined(own).summary(),
@@ -297,6 +411,77 @@ def against(runs: list[Sample], baseline: list[Sample]) -> str:
     return f"{rate}; app CPU x {app}, PostgreSQL CPU x {postgres}"
 
 
+def writes(workdir: Path, seconds: int) -> list[Row]:
+    """POST and PUT against the raw baselines' INSERT / UPDATE ... RETURNING, round by round as
+    the reads; the statements each write sends; then the mixed load."""
+    postgres = Postgres(workdir)
+    try:
+        projects = bench_database(workdir, postgres)
+        with serving(workdir, postgres, projects) as running:
+            samples = in_rounds(running, postgres, WRITES, CLIENTS, seconds, workdir)
+            rows = compared("writes", WRITES, samples)
+            # After the rounds: every connection is open, no connect-time statement is counted.
+            rows += [statements_per_write(postgres, name, each) for name, each in running.items()]
+            mixed = in_rounds(
+                running, postgres, MIXED_LOAD, MIXED_CLIENTS, seconds, workdir, MIXED_ROUNDS
+            )
+        rows += [
+            Row("mixed", f"{name} {load}, {clients} clients", Sample.combined(runs).summary(),
+                "", "", "no errors, no new connections, p99 <= 5 x p50")
+            for (name, load, clients), runs in mixed.items()
+        ]  # fmt: skip
+        return rows
+    finally:
+        postgres.close()
+
+
+WRITES_COUNTED = 20
+# What PostgreSQL logs of each statement with log_statement = all (simple and extended protocol).
+LOGGED_STATEMENT = re.compile(r"LOG:\s+(?:statement|execute [^:]*): (.*)")
+
+
+def statements_per_write(postgres: Postgres, name: str, service: Running) -> Row:
+    """The statements PostgreSQL receives for a POST and a PUT, counted in its log with
+    log_statement = all over WRITES_COUNTED of each, sent one at a time."""
+    log = postgres.server.pgdata / "log"
+    postgres.sql("ALTER SYSTEM SET log_statement = 'all';\nSELECT pg_reload_conf();")
+    time.sleep(0.5)
+    start = log.stat().st_size
+    for number in range(WRITES_COUNTED):
+        email = f"count-{name.replace(' ', '-')}-{number}@example.com"
+        send(service.base_url + "/users", "POST", {"email": email, "name": "Counted"})
+        seeded = {"email": f"user{number + 1}@example.com", "name": "Counted"}
+        send(service.base_url + f"/users/{number + 1}", "PUT", seeded)
+    postgres.sql("ALTER SYSTEM RESET log_statement;\nSELECT pg_reload_conf();")
+    with log.open("rb") as written:
+        written.seek(start)
+        text = written.read().decode(errors="replace")
+    kinds = Counter(
+        found.group(1).split(None, 1)[0].upper().rstrip(";")
+        for found in LOGGED_STATEMENT.finditer(text)
+        if "ALTER SYSTEM" not in found.group(1) and "pg_reload_conf" not in found.group(1)
+    )
+    writes = 2 * WRITES_COUNTED
+    each = ", ".join(f"{kind} {count / writes:g}" for kind, count in kinds.most_common())
+    return Row(
+        "writes",
+        f"{name}: statements per write (POST and PUT, log_statement = all)",
+        f"{sum(kinds.values()) / writes:g} ({each})",
+        "",
+        "",
+        "<= 3 (BEGIN, the DML with RETURNING, COMMIT)",
+    )
+
+
+def send(url: str, method: str, body: dict[str, str]) -> None:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method=method,
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+
+
 def replica(workdir: Path, seconds: int) -> list[Row]:
     """Reads with DATABASE_REPLICA_URL: they leave the primary (its CPU per read ~ 0)."""
     postgres = Postgres(workdir)
@@ -313,7 +498,7 @@ def replica(workdir: Path, seconds: int) -> list[Row]:
                     database_url=postgres.url("bench", driver),
                     database_replica_url=standby.url("bench", driver),
                 ) as service:
-                    url = service.base_url + PATHS["get"]
+                    url = service.base_url + READS["GET /users/17"].path
                     run_wrk(url, seconds=2, connections=max(CLIENTS))
                     sample = measure(
                         url,
@@ -326,8 +511,7 @@ def replica(workdir: Path, seconds: int) -> list[Row]:
                 rows.append(
                     Row(
                         "replica",
-                        f"{driver} GET {PATHS['get']}, {CLIENTS[0]} clients, "
-                        "DATABASE_REPLICA_URL set",
+                        f"{driver} GET /users/17, {CLIENTS[0]} clients, DATABASE_REPLICA_URL set",
                         f"{sample.rate:,.0f} req/s; CPU/request: primary "
                         f"{sample.per_request_us(sample.postgres_cpu):,.0f} us, replica "
                         f"{sample.per_request_us(sample.replica_cpu):,.0f} us, app "
@@ -514,6 +698,7 @@ def template(workdir: Path, seconds: int) -> list[Row]:
 
 BENCHMARKS: dict[str, Callable[[Path, int], list[Row]]] = {
     "throughput": throughput,
+    "writes": writes,
     "replica": replica,
     "isolation": isolation,
     "parallel": parallel,

@@ -281,12 +281,19 @@ class WrkLoad:
 
 
 def run_wrk(
-    url: str, *, seconds: int, connections: int, nice: int = 0, timeout: int = 2
+    url: str,
+    *,
+    seconds: int,
+    connections: int,
+    nice: int = 0,
+    timeout: int = 2,
+    script: Path | None = None,
 ) -> WrkLoad:
     """Load `url` with wrk (Debian's package) from two threads; loopback only. wrk gives up on a
-    request after `timeout` seconds and counts it as a time-out."""
+    request after `timeout` seconds and counts it as a time-out. A Lua `script` makes the
+    requests (method, path, body) when GETs of `url` will not do."""
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", f"--timeout={timeout}s"]
-    command += ["--latency", url]
+    command += [*(["-s", str(script)] if script else []), "--latency", url]
     if nice:
         command = ["nice", "-n", str(nice), *command]
     output = run(*command, cwd=Path.cwd()).stdout

@@ -12,6 +12,7 @@ from harness.environments import project_environment, project_python
 from harness.paths import CACHE, COPIER_SETTINGS
 from harness.render import copy_working_tree, render
 from harness.service import server_workdir
+from tests.docker_images import docker_engine, images  # noqa: F401  (session fixtures, shared)
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from harness.answers import COPIER_YML, Combination, choices, combinations
+from harness.answers import Combination, choices, combinations, machine_python
 from harness.commands import run
 from harness.environments import available_python_versions, project_python
 from harness.render import render
 
 COMBINATIONS = list(combinations())
-# The 16 combinations run on the default python_version; the default one also on each other
-# python_version this machine has an interpreter for (uv cannot download one here).
-DEFAULT_PYTHON = COPIER_YML["python_version"]["default"]
-OTHER_PYTHONS = [version for version in available_python_versions() if version != DEFAULT_PYTHON]
+# The 16 combinations run on the machine's Python (harness.answers.BASE_ANSWERS); the default
+# combination also on each other python_version this machine has an interpreter for (uv cannot
+# download one here). Versions in their own base images: tests/test_pythons.py.
+OTHER_PYTHONS = [version for version in available_python_versions() if version != machine_python()]
 each_combination = pytest.mark.parametrize("combination", COMBINATIONS, ids=lambda c: c.id)
 # Openers ("}}" also closes nested dicts); "${{" opens a GitHub Actions expression.
 JINJA_LEFTOVER = re.compile(r"(?<!\$){{|{%|{#")

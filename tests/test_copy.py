@@ -1,5 +1,5 @@
 """`copier copy` as a script or a person runs it: defaults that need no answer, and a message
-after copy that gives the same commands as the generated README."""
+after copy that gives the same commands as the generated README, which need nothing but uv."""
 
 import re
 import sys
@@ -62,3 +62,6 @@ def test_the_message_after_copy_gives_the_readme_commands(
     readme = README_COMMANDS.search((project / "README.md").read_text())
     assert readme, "the generated README has no 'Run it and test it' commands"
     assert message == [f"cd {project}", *readme.group(1).splitlines()]
+    # The first commands need nothing but uv: no Docker, no server of one's own.
+    commands = [line.split("#")[0].strip() for line in readme.group(1).splitlines()]
+    assert commands == ["uv run python -m app dev", "uv run pytest"]

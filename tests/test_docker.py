@@ -1,28 +1,19 @@
-"""The default project's image and compose stack, built and run for real on Docker, per driver.
+"""The default project's image and compose stack, built and run for real on Docker with Compose
+v2 (`docker compose`), per driver.
 
-Each driver's image is built once per run (both at once) and both stacks run side by side, each
-under its own compose project name, on free loopback ports, with the `WEB_CONCURRENCY=2` a team
-would set. Where `docker compose` (v2) exists the stacks run under it. Where it does not (these
-machines), `PlainDockerStack` runs the services *as compose.yaml declares them* with plain
-`docker` commands: it reads compose.yaml with the test's override on top (merged as compose
-merges), interpolates variables as compose does, and translates image, build, command,
-environment, ports, volumes, healthcheck, depends_on conditions, stop_grace_period and the default
-network into `docker network/volume/run`, waiting for each condition before starting a
-dependant. A service key it does not know fails the run, so compose.yaml cannot grow a setting
-this test silently ignores; `develop` (used by `docker compose watch` only) is the one it skips.
-
-The override adds an init script to db that sleeps SLOW_INIT seconds, the first start on a new
-volume that once made migrate fail with ConnectionRefusedError, and shortens healthcheck
-intervals. Docker missing fails these tests: a skipped Docker test is not a pass. Timings are
-printed (`pytest -s`), never asserted.
+The images are tests/docker_images.py's (each built once per run, shared with
+tests/test_kubernetes.py). Both stacks run side by side, each under its own compose project name,
+on free loopback ports, with the `WEB_CONCURRENCY=2` a team would set. The test's override adds
+an init script to db that sleeps SLOW_INIT seconds, the first start on a new volume that once
+made migrate fail with ConnectionRefusedError, and shortens healthcheck intervals. Docker or
+Compose missing fails these tests: a skipped Docker test is not a pass. Timings are printed
+(`pytest -s`), never asserted.
 """
 
 import concurrent.futures
 import http.client
 import json
 import os
-import re
-import shlex
 import subprocess
 import threading
 import time
@@ -39,29 +30,23 @@ import yaml
 
 from harness.answers import DRIVERS
 from harness.commands import run
-from harness.render import render
 from harness.service import EVENT_LOOP, KEEP_ALIVE_SECONDS, free_port
+from tests.docker_images import DEADLINE, Image, docker
 
 SLOW_INIT = 30  # seconds the init script sleeps: the race the db healthcheck must win
-DEADLINE = 240  # seconds any one wait may take before the test fails
 UVICORN_DEFAULT_KEEP_ALIVE = 5  # seconds
 DATABASE = "orders_service"  # the default project's database
-SERVICE_KEYS = {
-    "image",
-    "build",
-    "command",
-    "environment",
-    "ports",
-    "volumes",
-    "healthcheck",
-    "depends_on",
-    "stop_grace_period",
-}
-IGNORED_KEYS = {"develop"}  # `docker compose watch` only
 SLOW_INIT_SCRIPT = f"""\
 echo "slow init: sleeping"
 sleep {SLOW_INIT}
 echo "slow init: done"
+"""
+# Added to a health/ route module by the dev-loop test: a route uvicorn serves once reloaded.
+RELOADED_ROUTE = """
+
+@router.get("/reloaded")
+async def reloaded() -> Health:
+    return Health(status="ok")
 """
 
 
@@ -77,118 +62,57 @@ def override_for(slow_init: Path) -> dict[str, Any]:
     }
 
 
+# The api pointed at a database that does not answer: never ready, so never healthy.
+UNREACHABLE_DATABASE = {
+    "services": {
+        "api": {
+            "environment": {"DATABASE_URL": "postgresql://postgres:x@db-gone.invalid:5432/none"},
+            "healthcheck": {"interval": "1s", "retries": 2, "start_period": "0s"},
+        }
+    }
+}
+
 pytestmark = pytest.mark.xdist_group("docker")
-
-
-def docker(
-    *arguments: str, returncode: int | None = 0, timeout: float = DEADLINE, **env: str
-) -> str:
-    """A docker command; `env` adds variables to its environment (`docker run --env NAME`
-    takes the value from there, so secrets stay out of the command line)."""
-    environment = {**os.environ, **env} if env else None
-    result = run(
-        "docker",
-        *arguments,
-        cwd=Path.cwd(),
-        returncode=returncode,
-        timeout=timeout,
-        env=environment,
-    )
-    return result.stdout.strip()
-
-
-def seconds(duration: str | int) -> float:
-    """A compose duration ("1m30s", "500ms", "15s") in seconds."""
-    if isinstance(duration, int):
-        return duration
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration)
-    assert parts, f"not a duration: {duration!r}"
-    unit = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-    return sum(float(amount) * unit[name] for amount, name in parts)
-
-
-# ─── compose.yaml, read as compose reads it ─────────────────────────────────────────────────
-VARIABLE = re.compile(
-    r"\$(?:(?P<escaped>\$)|\{(?P<braced>\w+)(?:(?P<operator>:?[-?])(?P<argument>[^}]*))?\}"
-    r"|(?P<named>[A-Za-z_]\w*))"
-)
-
-
-def interpolate(value: Any, variables: dict[str, str]) -> Any:
-    """Compose's variable substitution: $$, $VAR, ${VAR}, ${VAR:-default}, ${VAR-default},
-    ${VAR:?error}, ${VAR?error}, applied to every string of the parsed file."""
-    if isinstance(value, dict):
-        return {key: interpolate(item, variables) for key, item in value.items()}
-    if isinstance(value, list):
-        return [interpolate(item, variables) for item in value]
-    if not isinstance(value, str):
-        return value
-
-    def substitute(match: re.Match[str]) -> str:
-        if match["escaped"]:
-            return "$"
-        name = match["braced"] or match["named"]
-        current = variables.get(name)
-        operator = match["operator"] or ""
-        missing = current is None or (operator.startswith(":") and current == "")
-        if operator.endswith("-"):
-            return match["argument"] if missing else str(current)
-        if operator.endswith("?"):
-            assert not missing, f"compose would refuse to start: {match['argument']}"
-        return current or ""
-
-    return VARIABLE.sub(substitute, value)
-
-
-def merge(base: Any, override: Any, key: str = "") -> Any:
-    """Compose's merge of a later file onto an earlier one: mappings merge key by key, ports
-    and volumes add up, any other value is replaced."""
-    if isinstance(base, dict) and isinstance(override, dict):
-        merged = dict(base)
-        for name, value in override.items():
-            merged[name] = merge(base[name], value, name) if name in base else value
-        return merged
-    if key in {"ports", "volumes"} and isinstance(base, list):
-        return base + [item for item in override if item not in base]
-    return override
-
-
-def load_compose(files: list[Path], variables: dict[str, str]) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    for path in files:
-        config = merge(config, yaml.safe_load(path.read_text()))
-    return interpolate(config, variables)
 
 
 # ─── Running a compose project ──────────────────────────────────────────────────────────────
 @dataclass
 class Stack:
-    """One compose project: compose.yaml plus the test override, in `directory`."""
+    """One compose project: compose.yaml plus the test override, run by `docker compose`."""
 
     directory: Path
     name: str
     variables: dict[str, str]
     files: list[Path]
 
+    def compose(
+        self, *arguments: str, files: list[Path] | None = None, returncode: int | None = 0
+    ) -> subprocess.CompletedProcess[str]:
+        listed = [argument for path in files or self.files for argument in ("-f", str(path))]
+        command = ["docker", "compose", "-p", self.name, *listed, *arguments]
+        env = {**os.environ, **self.variables}
+        return run(*command, cwd=self.directory, env=env, returncode=returncode,
+                   timeout=DEADLINE + 60)  # fmt: skip
+
+    def up(self, *services: str, files: list[Path] | None = None, returncode: int | None = 0
+           ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+        """`up --wait`: returns once every service is running and healthy (or exited 0)."""
+        wait = ["--wait", "--wait-timeout", str(DEADLINE)]
+        return self.compose("up", "--detach", "--no-build", *wait, *services, files=files,
+                            returncode=returncode)  # fmt: skip
+
     @property
     def config(self) -> dict[str, Any]:
-        return load_compose(self.files, self.variables)
-
-    def env(self) -> dict[str, str]:
-        return {**os.environ, **self.variables}
-
-    def start(self, *services: str) -> None:
-        raise NotImplementedError
+        return json.loads(self.compose("config", "--format", "json").stdout)
 
     def container(self, service: str) -> str:
-        raise NotImplementedError
+        return self.compose("ps", "--all", "--quiet", service).stdout.strip()
 
-    def down(self) -> None:
-        raise NotImplementedError
+    def down(self, *options: str) -> None:
+        self.compose("down", "--remove-orphans", "--timeout", "1", *options)
 
     def healthcheck_command(self, service: str) -> list[str]:
-        test = self.config["services"][service]["healthcheck"]["test"]
-        kind, *command = test
+        kind, *command = self.config["services"][service]["healthcheck"]["test"]
         return ["sh", "-c", command[0]] if kind == "CMD-SHELL" else command
 
     def inspect(self, service: str) -> dict[str, Any]:
@@ -203,157 +127,25 @@ class Stack:
             time.sleep(0.25)
 
     def wait_exited(self, service: str) -> int:
-        code = docker("wait", self.container(service))
-        return int(code)
+        return int(docker("wait", self.container(service)))
 
     def logs(self, service: str) -> str:
         result = run("docker", "logs", self.container(service), cwd=self.directory, returncode=None)
         return result.stdout + result.stderr
 
 
-class ComposeStack(Stack):
-    """Run by Docker Compose v2 itself."""
-
-    def compose(self, *arguments: str) -> str:
-        files = [argument for path in self.files for argument in ("-f", str(path))]
-        command = ["docker", "compose", "-p", self.name, *files, *arguments]
-        result = run(*command, cwd=self.directory, env=self.env(), timeout=DEADLINE + 60)
-        return result.stdout.strip()
-
-    def start(self, *services: str) -> None:
-        if services == ("db",):
-            self.compose("up", "--detach", "--no-build", "db")
-        else:
-            self.compose("up", "--detach", "--no-build", "--wait", "--wait-timeout", str(DEADLINE))
-
-    def container(self, service: str) -> str:
-        return self.compose("ps", "--all", "--quiet", service)
-
-    def down(self) -> None:
-        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "1")
-
-
-class PlainDockerStack(Stack):
-    """Compose's behaviour for the keys compose.yaml uses, with plain docker commands."""
-
-    created = False
-
-    def resource(self, name: str) -> str:
-        return f"{self.name}_{name}"
-
-    def container(self, service: str) -> str:
-        return f"{self.name}-{service}-1"
-
-    def start(self, *services: str) -> None:
-        config = self.config
-        declared = config["services"]
-        if not self.created:
-            docker("network", "create", self.resource("default"))
-            for volume in config.get("volumes") or {}:
-                docker("volume", "create", self.resource(volume))
-            self.created = True
-        for service in self.ordered(declared, services or tuple(declared)):
-            if not docker("ps", "-aq", "--filter", f"name=^{self.container(service)}$"):
-                self.run_service(service, declared[service])
-        if not services:  # the whole stack: as `up --wait`, until every healthcheck passes
-            for service, spec in declared.items():
-                if "healthcheck" in spec:
-                    self.wait_healthy(service)
-
-    def ordered(self, declared: dict[str, Any], wanted: tuple[str, ...]) -> list[str]:
-        order: list[str] = []
-
-        def visit(service: str) -> None:
-            for dependency in declared[service].get("depends_on") or {}:
-                visit(dependency)
-            if service not in order:
-                order.append(service)
-
-        for service in wanted:
-            visit(service)
-        return order
-
-    def run_service(self, service: str, spec: dict[str, Any]) -> None:
-        unknown = set(spec) - SERVICE_KEYS - IGNORED_KEYS
-        assert not unknown, f"{service}: translate {sorted(unknown)} in PlainDockerStack"
-        for dependency, condition in (spec.get("depends_on") or {}).items():
-            self.satisfy(dependency, condition["condition"])
-        if "build" in spec:
-            assert spec["build"] == ".", "the image is built from the project directory"
-        command = ["run", "--detach", "--name", self.container(service)]
-        command += ["--network", self.resource("default"), "--network-alias", service]
-        environment = {key: str(value) for key, value in (spec.get("environment") or {}).items()}
-        for key in environment:
-            command += ["--env", key]  # the value comes from docker's own environment: not in argv
-        for port in spec.get("ports") or []:
-            command += ["--publish", port]
-        for volume in spec.get("volumes") or []:
-            source, target = volume.split(":", 1)
-            if source.startswith((".", "/")):  # a bind mount, relative to the project
-                source = str((self.directory / source).resolve())
-            else:  # a named volume of this project
-                source = self.resource(source)
-            command += ["--volume", f"{source}:{target}"]
-        if "stop_grace_period" in spec:
-            command += ["--stop-timeout", str(int(seconds(spec["stop_grace_period"])))]
-        if health := spec.get("healthcheck"):
-            kind, *test = health["test"]
-            command += ["--health-cmd", test[0] if kind == "CMD-SHELL" else shlex.join(test)]
-            for option in ("interval", "timeout", "start_period"):
-                if option in health:
-                    command += [f"--health-{option.replace('_', '-')}", str(health[option])]
-            if "retries" in health:
-                command += ["--health-retries", str(health["retries"])]
-        command.append(spec["image"])
-        if "command" in spec:
-            declared = spec["command"]
-            command += declared if isinstance(declared, list) else shlex.split(declared)
-        docker(*command, **environment)
-
-    def satisfy(self, service: str, condition: str) -> None:
-        if condition == "service_healthy":
-            self.wait_healthy(service)
-        elif condition == "service_completed_successfully":
-            code = self.wait_exited(service)
-            assert code == 0, f"{service} exited {code}:\n{self.logs(service)}"
-        else:
-            assert condition == "service_started", condition
-
-    def down(self) -> None:
-        names = [self.container(service) for service in self.config["services"]]
-        docker("rm", "--force", "--volumes", *names, returncode=None)
-        docker("network", "rm", self.resource("default"), returncode=None)
-        for volume in self.config.get("volumes") or {}:
-            docker("volume", "rm", self.resource(volume), returncode=None)
-
-
-def compose_v2_available() -> bool:
-    return run("docker", "compose", "version", cwd=Path.cwd(), returncode=None).returncode == 0
-
-
-# ─── Fixtures: images built once, both stacks up at once ─────────────────────────────────────
+# ─── Fixtures: both stacks up at once ───────────────────────────────────────────────────────
 @dataclass
 class Deployment:
     driver: str
     project: Path
     image: str
     stack: Stack
-    build_seconds: float = 0
-    image_megabytes: float = 0
     checks: dict[str, Any] = field(default_factory=dict)
 
 
-@pytest.fixture(scope="session")
-def docker_engine() -> None:
-    """Docker must answer: these tests fail, never skip, without it (.ci/run starts it)."""
-    result = subprocess.run(["docker", "info"], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, f"Docker is not available:\n{result.stderr}"
-
-
-def render_project(template_source: Path, directory: Path, driver: str) -> list[Path]:
-    """The project's compose.yaml and the test's override, kept outside the build context
-    (so the image is the project's own, and cached between runs)."""
-    project = render(template_source, directory / "project", db_driver=driver)
+def compose_files(project: Path, directory: Path) -> list[Path]:
+    """The project's compose.yaml and the test's override, kept outside the build context."""
     slow_init = directory / "slow-init.sh"
     slow_init.write_text(SLOW_INIT_SCRIPT)
     slow_init.chmod(0o644)
@@ -362,54 +154,33 @@ def render_project(template_source: Path, directory: Path, driver: str) -> list[
     return [project / "compose.yaml", override]
 
 
-def build(deployment: Deployment) -> None:
-    started = time.monotonic()
-    docker("build", "--quiet", "--tag", deployment.image, str(deployment.project), timeout=1800)
-    deployment.build_seconds = time.monotonic() - started
-    size = docker("image", "inspect", "--format", "{{.Size}}", deployment.image)
-    deployment.image_megabytes = int(size) / 1e6
-
-
 @pytest.fixture(scope="session")
 def deployments(
-    docker_engine: None, template_source: Path, tmp_path_factory: pytest.TempPathFactory
+    images: dict[str, Image], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Deployment]]:
-    """Both drivers' images, built at once; stacks not yet started."""
+    """Both drivers' stacks, not yet started; taken down with their volumes afterwards."""
+    version = docker("compose", "version", "--short", returncode=None)
+    assert version.split(".")[0] == "2", f"Docker Compose v2 is needed, not {version!r}"
     run_id = uuid.uuid4().hex[:8]
-    stack_class = ComposeStack if compose_v2_available() else PlainDockerStack
     deployments: dict[str, Deployment] = {}
     for driver in DRIVERS:
-        files = render_project(template_source, tmp_path_factory.mktemp(driver), driver)
-        project = files[0].parent
-        image = f"async-pg-template-test/{driver}:{run_id}"
+        image = images[driver]
+        files = compose_files(image.project, tmp_path_factory.mktemp(f"compose-{driver}"))
         variables = {
             "POSTGRES_PASSWORD": f"pw-{uuid.uuid4().hex[:16]}",
             "POSTGRES_PORT": str(free_port()),
             "API_PORT": str(free_port()),
-            "API_IMAGE": image,
+            "API_IMAGE": image.tag,
             "WEB_CONCURRENCY": "2",
         }
-        stack = stack_class(project, f"apt-{driver}-{run_id}", variables, files)
-        deployments[driver] = Deployment(driver, project, image, stack)
-    dangling_before = set(docker("images", "--quiet", "--filter", "dangling=true").split())
+        stack = Stack(image.project, f"apt-{driver}-{run_id}", variables, files)
+        deployments[driver] = Deployment(driver, image.project, image.tag, stack)
     try:
-        with concurrent.futures.ThreadPoolExecutor(len(DRIVERS)) as pool:
-            list(pool.map(build, deployments.values()))
-        for deployment in deployments.values():
-            print(
-                f"\n[docker] {deployment.driver}: image {deployment.image_megabytes:.0f} MB, "
-                f"built in {deployment.build_seconds:.0f} s ({stack_class.__name__})"
-            )
         yield deployments
     finally:
         for deployment in deployments.values():
             print(f"\n[docker] {deployment.driver}: {deployment.checks}")
-            deployment.stack.down()
-            docker("image", "rm", "--force", deployment.image, returncode=None)
-        # The build stages' images, left untagged by the build: ours too.
-        dangling = set(docker("images", "--quiet", "--filter", "dangling=true").split())
-        if leftovers := sorted(dangling - dangling_before):
-            docker("image", "rm", "--force", *leftovers, returncode=None)
+            deployment.stack.down("--volumes")
 
 
 def timed(deployment: Deployment, check: str, started: float) -> None:
@@ -418,10 +189,11 @@ def timed(deployment: Deployment, check: str, started: float) -> None:
 
 
 def first_start(deployment: Deployment) -> None:
-    """db alone until its init script runs, probed there; then the whole stack."""
+    """db alone until its init script runs, probed there; then the whole stack (`up --wait`),
+    and the api's readiness the moment that returns."""
     stack = deployment.stack
     started = time.monotonic()
-    stack.start("db")
+    stack.compose("up", "--detach", "--no-build", "db")
     deadline = time.monotonic() + DEADLINE
     while "slow init: sleeping" not in stack.logs("db"):
         assert time.monotonic() < deadline, stack.logs("db")
@@ -453,7 +225,11 @@ def first_start(deployment: Deployment) -> None:
     deployment.checks["init done before healthy"] = "slow init: done" in stack.logs("db")
     timed(deployment, "db healthy (first start, slow init)", started)
     started = time.monotonic()
-    stack.start()
+    stack.up()
+    deployment.checks["ready when up --wait returned"] = api(deployment, "GET", "/health/ready")[0]
+    deployment.checks["api health when up --wait returned"] = stack.inspect("api")["State"][
+        "Health"
+    ]["Status"]
     timed(deployment, "migrate exited 0, api healthy (up --wait)", started)
 
 
@@ -524,6 +300,35 @@ def test_image_serves_on_the_event_loop_the_fault_harness_measures(deployment: D
     )
 
     assert command[command.index("--loop") + 1] == EVENT_LOOP
+
+
+# Counts the processes of the container that have uvloop's library mapped: those serving on it.
+ON_UVLOOP = (
+    "import glob; print(sum('uvloop' in open(maps).read()"
+    " for maps in glob.glob('/proc/[0-9]*/maps')))"
+)
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "two-workers"])
+def test_image_serves_on_the_loop_web_concurrency_asks_for(
+    deployment: Deployment, workers: int
+) -> None:
+    """asyncio's loop for one process, uvloop in each of several workers (app/loop.py). No
+    database is needed: the app connects on the first request."""
+    name = f"loop-{workers}-{uuid.uuid4().hex[:8]}"
+    docker("run", "-d", "--name", name, "-e", f"WEB_CONCURRENCY={workers}", deployment.image)
+    try:
+        deadline = time.monotonic() + DEADLINE
+        logs = ""
+        while logs.count("Application startup complete") < workers:  # uvicorn logs to stderr
+            assert time.monotonic() < deadline, logs
+            time.sleep(0.5)
+            logs = run("docker", "logs", name, cwd=Path.cwd()).stderr
+        on_uvloop = int(docker("exec", name, "python", "-c", ON_UVLOOP))
+    finally:
+        docker("rm", "-f", name)
+
+    assert on_uvloop == (0 if workers == 1 else workers)
 
 
 def test_db_is_healthy_only_once_the_application_database_accepts_tcp(
@@ -682,16 +487,63 @@ def test_docker_stop_lets_a_request_in_flight_finish_and_exits_0(
     assert psql(deployment, f"SELECT count(*) FROM users WHERE email = '{email}'") == "1"
 
 
-def test_dev_override_mounts_the_code_read_only_and_reloads(
-    template_source: Path, tmp_path: Path
+def test_up_wait_returned_only_once_the_api_was_healthy(deployment: Deployment) -> None:
+    assert deployment.checks["api health when up --wait returned"] == "healthy"
+    assert deployment.checks["ready when up --wait returned"] == 200
+
+
+def test_up_wait_fails_while_the_api_cannot_become_ready(
+    deployment: Deployment, tmp_path: Path
 ) -> None:
-    """compose.dev.yaml on top of compose.yaml, merged as compose merges (read, not run)."""
-    project = render(template_source, tmp_path / "project")
-    files = [project / "compose.yaml", project / "compose.dev.yaml"]
+    stack = deployment.stack
+    unreachable = tmp_path / "compose.unreachable.yaml"
+    unreachable.write_text(yaml.safe_dump(UNREACHABLE_DATABASE))
+    started = time.monotonic()
 
-    api = load_compose(files, {"POSTGRES_PASSWORD": "dev"})["services"]["api"]
+    failed = stack.up("api", files=[*stack.files, unreachable], returncode=None)
+    timed(deployment, "up --wait with an unreachable database: failed", started)
 
-    assert "--reload" in api["command"]
-    assert "./app:/app/app:ro" in api["volumes"]
-    assert api["environment"]["WEB_CONCURRENCY"] == "1"
-    assert api["environment"]["DATABASE_URL"].startswith("postgresql+asyncpg://postgres:dev@db")
+    assert failed.returncode != 0, failed.stdout + failed.stderr
+    assert stack.inspect("api")["State"]["Health"]["Status"] == "unhealthy"
+    started = time.monotonic()
+    stack.up()  # as declared again: healthy
+    timed(deployment, "up --wait as declared again", started)
+    assert stack.inspect("api")["State"]["Health"]["Status"] == "healthy"
+
+
+def test_down_then_up_keeps_the_data(deployment: Deployment) -> None:
+    stack = deployment.stack
+    email = f"before-down-{deployment.driver}@example.com"
+    status, created = api(deployment, "POST", "/users", {"email": email, "name": "Before down"})
+    assert status == 201, created
+    started = time.monotonic()
+
+    stack.down()
+    assert not stack.container("db")
+    stack.up()
+    timed(deployment, "down, then up --wait", started)
+
+    status, read = api(deployment, "GET", f"/users/{created['id']}")
+    assert status == 200, read
+    assert read["email"] == email
+
+
+def test_dev_override_reloads_the_api_on_a_code_change(deployment: Deployment) -> None:
+    """compose.dev.yaml on top: the working tree's app/ mounted read-only, uvicorn reloading."""
+    stack = deployment.stack
+    files = [*stack.files, deployment.project / "compose.dev.yaml"]
+    stack.up(files=files)
+    command = stack.inspect("api")["Config"]["Cmd"]
+    assert "--reload" in command
+    assert api(deployment, "GET", "/health/reloaded")[0] == 404
+    module = deployment.project / "app" / "api" / "health.py"
+    original = module.read_text()
+    started = time.monotonic()
+    try:
+        module.write_text(original + RELOADED_ROUTE)
+        wait_for_status(deployment, "/health/reloaded", 200)
+        timed(deployment, "dev: code change to the new route served", started)
+    finally:
+        module.write_text(original)
+    mounts = {mount["Destination"]: mount["RW"] for mount in stack.inspect("api")["Mounts"]}
+    assert mounts["/app/app"] is False

@@ -14,11 +14,11 @@ import pytest
 from packaging.requirements import Requirement
 from uv import find_uv_bin
 
+from harness.answers import machine_python
 from harness.commands import run
 from harness.render import render
 from tools.lock import LOCKED_ANSWERS, lock_name, locked_combinations
 
-RUNNING_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 # A name other than the one the locks are made with: the name is templated, not fixed.
 ANSWERS = {"project_name": "Zeta Lock Check"}
 
@@ -80,7 +80,7 @@ def test_rendered_lock_records_what_pyproject_asks_for(
 
 @pytest.mark.parametrize(
     "answers",
-    [a for a in locked_combinations() if a["python_version"] == RUNNING_PYTHON],
+    [a for a in locked_combinations() if a["python_version"] == machine_python()],
     ids=lock_id,
 )
 def test_rendered_lock_passes_uv_lock_locked(

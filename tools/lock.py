@@ -8,8 +8,10 @@ without copier tasks (no --trust) and without the network at copy time.
 Run this after any change to template/pyproject.toml.jinja (tests/test_lock.py fails until you
 do). Without --upgrade, versions already locked are kept where they still fit.
 
-uv needs an interpreter of each Python version (it runs none of the project's code): on PATH as
-pythonX.Y, or downloaded by uv where it may download.
+uv needs an interpreter of each Python version (it runs none of the project's code): one on this
+machine (PATH, pyenv), else uv runs inside the version's base image, python:X.Y-slim (3.14 and
+3.15 here: `../shared/tools/docker/build-python-standins.sh` builds stand-ins where no registry
+answers).
 """
 
 import argparse
@@ -21,7 +23,9 @@ from uv import find_uv_bin
 
 from harness.answers import choices
 from harness.commands import run
+from harness.environments import interpreter
 from harness.paths import ROOT
+from harness.pythons import uv_in_image
 from harness.render import copy_working_tree, render
 
 LOCKS = ROOT / "locks"
@@ -60,18 +64,28 @@ def templatize(lock: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--upgrade", action="store_true", help="lock the newest versions")
+    versions = choices("python_version")
+    parser.add_argument(
+        "--python", nargs="+", choices=versions, default=versions, help="only these versions"
+    )
     arguments = parser.parse_args()
     LOCKS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         source = copy_working_tree(Path(scratch) / "template")
         for answers in locked_combinations():
+            if answers["python_version"] not in arguments.python:
+                continue
             name = lock_name(**answers)
             project = render(source, Path(scratch) / name, project_slug=SLUG, **answers)
             rendered_lock = project / "uv.lock"
             if not rendered_lock.read_text().strip():
                 rendered_lock.unlink()  # a combination without a lock yet
-            command = [find_uv_bin(), "lock", "--python", str(answers["python_version"])]
-            run(*command, *(["--upgrade"] if arguments.upgrade else []), cwd=project)
+            upgrade = ["--upgrade"] if arguments.upgrade else []
+            version = str(answers["python_version"])
+            if python := interpreter(version):
+                run(find_uv_bin(), "lock", "--python", python, *upgrade, cwd=project)
+            else:
+                run(*uv_in_image(version, project, "lock", *upgrade), cwd=project)
             (LOCKS / name).write_text(templatize(rendered_lock.read_text()))
             print(f"locks/{name}")
 

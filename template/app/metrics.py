@@ -224,10 +224,10 @@ def exposition() -> bytes:
 
 
 async def serve_metrics(request: Request) -> Response:
-    reads = getattr(request.app.state, "reads", None)
-    if reads is not None:  # as this worker sees it; each scrape refreshes it
-        metrics().replica_configured.set(int(reads.replica_configured))
-        metrics().replica_in_use.set(int(reads.replica_in_use))
+    router = getattr(request.app.state, "replica_router", None)  # None before the lifespan
+    if router is not None:  # as this worker sees it; each scrape refreshes it
+        metrics().replica_configured.set(int(router.replica_configured))
+        metrics().replica_in_use.set(int(router.replica_in_use))
     return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
 

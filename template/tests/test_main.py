@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.__main__ import POOL_OVER_BUDGET, check
+from app.cli.check import POOL_OVER_BUDGET, check
 from app.config import Settings
 from app.main import YOUNG_OBJECTS_PER_COLLECTION, create_app
 from tests.support import UNREACHABLE_PASSWORD, unreachable

@@ -1,16 +1,54 @@
-"""Dependencies shared by the routers, as `Annotated` aliases."""
+"""Dependencies shared by the routers, as `Annotated` aliases: the unit of work, the reads, and
+the entities they load."""
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, status
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import Depends, HTTPException, Path, Request, status
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db.reads import Reader, get_read_db, get_reader
-from app.db.session import get_db
+from app.api.read_your_writes import wants_primary
+from app.db.reads import Reader
+from app.db.replicas import ReplicaRouter
+from app.db.session import ConnectionQueue, session_scope
 from app.models import User
 from app.schemas.fields import ID_MAX
 from app.schemas.user import UserRead
 from app.services import users
+
+
+async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return sessionmaker
+
+
+async def get_db(
+    request: Request,
+    sessionmaker: Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)],
+) -> AsyncIterator[AsyncSession]:
+    """The request's session. Depend on it with scope="function" (SessionDep): the commit then
+    happens before the response is sent, so a 2xx means the write is stored."""
+    queue: ConnectionQueue = request.app.state.connection_queue
+    async with queue.turn(), session_scope(sessionmaker) as session:
+        yield session
+    if session.info.get("wrote"):
+        request.state.wrote = True  # ReadYourWrites tells the client to read the primary
+
+
+async def get_reader(request: Request) -> Reader:
+    """Reads that need rows, not objects: on the replica when one is configured, except for a
+    client that has just written."""
+    router: ReplicaRouter = request.app.state.replica_router
+    return router.primary_reader if wants_primary(request, router) else router.reader
+
+
+async def get_read_db(request: Request) -> AsyncIterator[AsyncSession]:
+    """A read-only session, for reads that need ORM objects (a relationship to load): on the
+    replica when one is configured, except for a client that has just written."""
+    router: ReplicaRouter = request.app.state.replica_router
+    async with router.session(primary=wants_primary(request, router)) as session:
+        yield session
+
 
 # The unit of work, for handlers that write or need one snapshot across statements.
 # scope="function" ends it (commit or rollback) before the response is sent.

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.db import driver
 from app.db.errors import DatabaseUnavailableError, failure_kind, is_stale_plan, sqlstate_of
 from app.metrics import count_failure, count_unavailable
 
@@ -191,8 +192,7 @@ def register_error_handlers(app: FastAPI) -> None:
         count_unavailable(error.kind)
         return _unavailable("the database is unavailable, try again")
 
-    @app.exception_handler(DBAPIError)
-    async def database_error(request: Request, error: DBAPIError) -> JSONResponse:
+    async def database_error(request: Request, error: Exception) -> JSONResponse:
         sqlstate = sqlstate_of(error) or ""
         if sqlstate in CONFLICTS:
             return JSONResponse(
@@ -217,11 +217,15 @@ def register_error_handlers(app: FastAPI) -> None:
             return _unavailable("the data is locked by another transaction, try again")
         if (
             sqlstate.startswith(UNAVAILABLE_CLASSES)
-            or error.connection_invalidated
+            or (isinstance(error, DBAPIError) and error.connection_invalidated)
             or is_stale_plan(error)  # a column's type changed: the next attempt re-prepares
-            or isinstance(error, OperationalError | InterfaceError)
+            or isinstance(error, (OperationalError, InterfaceError, *driver.CONNECTION_LOST))
         ):
             failures.record(503, failure_kind(error))
             count_unavailable(sqlstate)
             return _unavailable("the database is unavailable, try again")
         raise error
+
+    # SQLAlchemy's errors, and the driver's own as reads on the driver raise them (app.db.reads).
+    for raised in (DBAPIError, driver.ERROR):
+        app.add_exception_handler(raised, database_error)

@@ -5,7 +5,7 @@ from typing import Literal
 from fastapi import APIRouter, FastAPI, Request, Response, status
 from pydantic import BaseModel
 
-from app.db.reads import Reads
+from app.db.replicas import ReplicaRouter
 from app.db.session import check_db_connection
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -51,14 +51,14 @@ class SharedReadiness:
 
 async def check_databases(app: FastAPI) -> Health:
     """The primary answers (and the replica, when one is configured)."""
-    reads: Reads = app.state.reads
+    replicas: ReplicaRouter = app.state.replica_router
     probes = [app.state.probe_engine]
-    if reads.replica_configured:
+    if replicas.replica_configured:
         probes.append(app.state.replica_probe_engine)
     primary, *replica = await asyncio.gather(*map(check_db_connection, probes))
     health = Health(status="ok" if primary else "unavailable")
     if replica:
-        reads.replica_answered(replica[0])
+        replicas.replica_answered(replica[0])
         health.replica = "ok" if replica[0] else "unavailable"
     return health
 

@@ -1,6 +1,6 @@
 from fastapi import APIRouter, HTTPException, status
 
-from app.api.deps import ReaderDep, ReadUserDep, SessionDep
+from app.api.deps import USER_NOT_FOUND, ReaderDep, ReadUserDep, ResourceId, SessionDep
 from app.schemas.fields import Limit, Offset
 from app.schemas.page import Page
 from app.schemas.user import UserCreate, UserRead
@@ -26,3 +26,14 @@ async def list_users(reader: ReaderDep, limit: Limit = 50, offset: Offset = 0) -
 @router.get("/{user_id}", responses={404: {}})
 async def get_user(user: ReadUserDep) -> UserRead:
     return user
+
+
+@router.put("/{user_id}", responses={404: {}, 409: {}})
+async def replace_user(user_id: ResourceId, data: UserCreate, session: SessionDep) -> UserRead:
+    try:
+        user = await users.update_user(session=session, user_id=user_id, data=data)
+    except users.EmailAlreadyRegisteredError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
+    if user is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, USER_NOT_FOUND)
+    return UserRead.model_validate(user)

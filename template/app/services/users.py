@@ -1,4 +1,4 @@
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +15,16 @@ EMAIL_CONSTRAINT = "uq_users_email"
 # Reads: statements built once (see app.services.pages.PageQuery), rows validated into schemas.
 USER_BY_ID = select(User).where(User.id == bindparam("user_id"))
 USER_PAGES = PageQuery(select(User).order_by(User.id))
+# Writes built once too: one UPDATE ... RETURNING, with no SELECT before it. The session's
+# objects are not matched against its WHERE in Python (synchronize_session): a request's session
+# holds no user before it, and RETURNING gives the one it changed.
+USER_UPDATE = (
+    update(User)
+    .where(User.id == bindparam("user_id"))
+    .values(email=bindparam("email"), name=bindparam("name"))
+    .returning(User)
+    .execution_options(synchronize_session=False)
+)
 
 
 class EmailAlreadyRegisteredError(Exception):
@@ -28,12 +38,27 @@ async def create_user(*, session: AsyncSession, data: UserCreate) -> User:
     try:
         await session.flush()
     except IntegrityError as error:
-        # Only this constraint means the email is taken; any other violation keeps its own
-        # meaning (app.api.errors answers it: 409 for other conflicts, a logged 500 for bugs).
-        if violated_constraint(error) == EMAIL_CONSTRAINT:
-            raise EmailAlreadyRegisteredError(data.email) from error
-        raise
+        raise taken_email_or(error, data.email) from error
     return user
+
+
+async def update_user(*, session: AsyncSession, user_id: int, data: UserCreate) -> User | None:
+    """The user with its new email and name; None when there is no such user."""
+    try:
+        updated: User | None = await session.scalar(
+            USER_UPDATE, {"user_id": user_id, "email": data.email, "name": data.name}
+        )
+    except IntegrityError as error:
+        raise taken_email_or(error, data.email) from error
+    return updated
+
+
+def taken_email_or(error: IntegrityError, email: str) -> Exception:
+    """Only this constraint means the email is taken; any other violation keeps its own meaning
+    (app.api.errors answers it: 409 for other conflicts, a logged 500 for bugs)."""
+    if violated_constraint(error) == EMAIL_CONSTRAINT:
+        return EmailAlreadyRegisteredError(email)
+    return error
 
 
 async def get_user(*, session: AsyncSession, user_id: int) -> User | None:

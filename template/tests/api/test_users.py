@@ -170,3 +170,48 @@ async def test_a_string_postgresql_cannot_store_answers_422(
     response = await client.post("/users", content=json.dumps(body), headers=JSON_BODY)
 
     assert response.status_code == 422
+
+
+async def test_replace_user_stores_and_returns_the_new_email_and_name(
+    client: AsyncClient, user_factory: UserFactory
+) -> None:
+    user = await user_factory(email="old@example.com", name="Old")
+
+    response = await client.put(
+        f"/users/{user.id}", json={"email": "New@Example.com", "name": "New"}
+    )
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["id"], body["email"], body["name"]) == (user.id, "new@example.com", "New")
+    assert (await client.get(f"/users/{user.id}")).json() == body
+
+
+async def test_replace_unknown_user_answers_404(client: AsyncClient) -> None:
+    response = await client.put("/users/999999", json={"email": "a@example.com", "name": "A"})
+
+    assert response.status_code == 404
+
+
+async def test_replace_user_with_a_taken_email_answers_409(
+    client: AsyncClient, user_factory: UserFactory
+) -> None:
+    await user_factory(email="taken@example.com")
+    user = await user_factory()
+
+    response = await client.put(
+        f"/users/{user.id}", json={"email": "taken@example.com", "name": "B"}
+    )
+
+    assert response.status_code == 409
+    assert "already exists" in response.json()["detail"]
+
+
+async def test_replace_user_with_an_invalid_body_answers_422(
+    client: AsyncClient, user_factory: UserFactory
+) -> None:
+    user = await user_factory()
+
+    response = await client.put(f"/users/{user.id}", json={"email": "not-an-email", "name": "A"})
+
+    assert response.status_code == 422

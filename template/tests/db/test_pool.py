@@ -11,7 +11,6 @@ from httpx import ASGITransport, AsyncClient
 from sqlalchemy import event, insert, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlalchemy.util import greenlet_spawn
 
 from app.api.deps import ReaderDep, ReadSessionDep, SessionDep
 from app.config import Settings
@@ -58,7 +57,7 @@ async def test_a_burst_of_requests_opens_no_new_connection_once_the_pool_is_warm
 async def test_a_read_that_fails_or_is_cancelled_gives_back_its_connection_and_its_turn(
     pooled_app: FastAPI, settings: Settings
 ) -> None:
-    reader = pooled_app.state.reads.reader
+    reader = pooled_app.state.replica_router.reader
     pool = pooled_app.state.engine.sync_engine.pool
     capacity = settings.db_pool_size + settings.db_max_overflow
     for _ in range(capacity + 1):  # one more than there are turns: each failure gave its back
@@ -151,7 +150,8 @@ async def test_a_connection_given_back_in_a_transaction_is_rolled_back(
         given_back.cursor().execute("SELECT 1")  # after the driver's BEGIN
         given_back.close()
 
-    await greenlet_spawn(query_then_give_back)
+    async with pooled_app.state.probe_engine.connect() as other:  # for SQLAlchemy's greenlet
+        await other.run_sync(lambda _: query_then_give_back())
 
     # Seen from the probe's own connection: the pool would hand back the one given back.
     assert await idle_in_transaction(pooled_app.state.probe_engine) == 0

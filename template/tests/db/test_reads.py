@@ -1,5 +1,6 @@
-"""The Reader: a SELECT built once runs on the driver itself from its second run, with the rows
-and the errors SQLAlchemy gives; anything else runs through SQLAlchemy."""
+"""The Reader: a SELECT built once runs on the driver itself from its third run, with the rows
+SQLAlchemy gives and the driver's own errors, answered as SQLAlchemy's are; anything else runs
+through SQLAlchemy."""
 
 import asyncio
 import enum
@@ -13,9 +14,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Date,
     DateTime,
     Enum,
@@ -36,15 +38,21 @@ from sqlalchemy import (
     literal,
     select,
     text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.exc import DBAPIError, InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from app.api.deps import ReaderDep
 from app.config import Settings
-from app.db.reads import Reader, Reads
+from app.db import driver
+from app.db.errors import sqlstate_of
+from app.db.reads import Plans, Reader
+from app.db.replicas import ReplicaRouter
 from app.db.session import ConnectionQueue, create_engine
+from app.main import create_app
 from tests.support import pooled
 
 
@@ -56,7 +64,7 @@ PLAIN = select(
     literal(17, Integer).label("integer"),
     literal(2**40, BigInteger).label("big"),
     literal("Ada", String).label("text"),
-    literal(True, Boolean).label("flag"),
+    true().label("flag"),  # a literal True would be a bind parameter SQLAlchemy converts
     literal(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), DateTime(timezone=True)).label("at"),
     literal(date(2026, 1, 2), Date).label("day"),
     literal(time(3, 4, 5), Time).label("time"),
@@ -91,7 +99,7 @@ async def own_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 
 def reader_of(engine: AsyncEngine, settings: Settings) -> Reader:
     """The Reader the application's handlers get, on `engine`."""
-    return Reads(settings, engine, ConnectionQueue(settings)).reader
+    return ReplicaRouter(settings, engine, ConnectionQueue(settings)).reader
 
 
 @pytest.fixture
@@ -109,36 +117,53 @@ def count_sqlalchemy_executions(engine: AsyncEngine) -> list[object]:
     return executions
 
 
-def types_of(row: Row[Any]) -> dict[str, type]:
-    return {key: type(value) for key, value in row._mapping.items()}
+def count_invalidations(engine: AsyncEngine) -> list[object]:
+    invalidated: list[object] = []
+
+    @event.listens_for(engine.sync_engine, "invalidate")
+    def count(*_: object) -> None:
+        invalidated.append(None)
+
+    return invalidated
+
+
+async def planned(reader: Reader, statement: Executable, **parameters: Any) -> None:
+    """Runs `statement` through SQLAlchemy as often as it takes to plan it for the driver."""
+    for _ in range(2):
+        await reader.all(statement, **parameters)
+
+
+def shape(statement: Select[*tuple[Any, ...]], row: Row[Any]) -> dict[str, type]:
+    """The row's values by the statement's column keys, as attributes: each value's type."""
+    keys = [str(column.key) for column in statement.selected_columns]
+    return {key: type(getattr(row, key)) for key in keys}
 
 
 @pytest.mark.parametrize("statement", [PLAIN, CONVERTED], ids=["plain", "converted"])
 async def test_each_run_gives_the_rows_sqlalchemy_gives(
-    own_reader: Reader, own_engine: AsyncEngine, statement: Executable
+    own_reader: Reader, own_engine: AsyncEngine, statement: Select[*tuple[Any, ...]]
 ) -> None:
     async with own_engine.connect() as connection:
         expected = (await connection.execute(statement)).all()
-    runs = [await own_reader.all(statement) for _ in range(3)]
+    runs = [await own_reader.all(statement) for _ in range(4)]  # the last two on the driver
 
     assert all(run == expected for run in runs)
     assert all(isinstance(run[0], Row) for run in runs)
-    assert all(run[0]._fields == expected[0]._fields for run in runs)
-    assert all(types_of(run[0]) == types_of(expected[0]) for run in runs)
+    assert all(shape(statement, run[0]) == shape(statement, expected[0]) for run in runs)
 
 
 @pytest.mark.parametrize(
     ("statement", "parameters", "through_sqlalchemy"),
     [
-        (PLAIN, {}, 1),
-        (BY_ID, {"id": 2}, 1),
-        (CONVERTED, {}, 3),
-        (IN_LIST, {"ids": [1, 2]}, 3),
-        (text("SELECT 1 AS one"), {}, 3),
+        (PLAIN, {}, 2),
+        (BY_ID, {"id": 2}, 2),
+        (CONVERTED, {}, 4),
+        (IN_LIST, {"ids": [1, 2]}, 4),
+        (text("SELECT 1 AS one"), {}, 4),
     ],
     ids=["plain", "bound", "converted", "in-list", "text"],
 )
-async def test_a_plain_select_runs_on_the_driver_from_its_second_run(
+async def test_a_plain_select_runs_on_the_driver_from_its_third_run(
     own_reader: Reader,
     own_engine: AsyncEngine,
     statement: Select[*tuple[Any, ...]] | TextClause,
@@ -147,7 +172,7 @@ async def test_a_plain_select_runs_on_the_driver_from_its_second_run(
 ) -> None:
     statement = statement.params()  # a copy: a statement the Reader has not seen yet
     executions = count_sqlalchemy_executions(own_engine)
-    rows = [await own_reader.all(statement, **parameters) for _ in range(3)]
+    rows = [await own_reader.all(statement, **parameters) for _ in range(4)]
 
     assert len(executions) == through_sqlalchemy
     assert all(len(each) == 1 for each in rows)
@@ -169,55 +194,57 @@ async def test_behind_pgbouncer_every_read_runs_through_sqlalchemy(
     reader = reader_of(own_engine, settings.model_copy(update={"db_pgbouncer": True}))
     statement = BY_ID.params()
     executions = count_sqlalchemy_executions(own_engine)
-    for _ in range(3):
+    for _ in range(4):
         await reader.all(statement, id=2)
 
-    assert len(executions) == 3
+    assert len(executions) == 4
 
 
-async def test_a_statement_built_per_request_and_run_twice_is_not_kept_alive(
-    settings: Settings,
-) -> None:
+async def test_plans_keep_only_the_statements_run_most_recently(settings: Settings) -> None:
     engine = create_async_engine(settings.url, query_cache_size=0)  # SQLAlchemy's keeps them
-    reader = reader_of(engine, settings)
-    statement = BY_ID.params()  # a copy, as a statement built per request is
+    reader = Reader(engine.connect, plans=Plans(size=2))
+    statements = [BY_ID.params() for _ in range(3)]  # copies, as statements built per request
     try:
-        runs = [await reader.all(statement, id=2) for _ in range(3)]  # planned at its second run
+        runs = [await reader.all(each, id=2) for each in statements for _ in range(3)]
+        again = await reader.all(statements[-1], id=2)  # still planned: on the driver
     finally:
         await engine.dispose()
-    gone = weakref.ref(statement)
-    del statement
+    oldest = weakref.ref(statements[0])
+    del statements[0]
     gc.collect()
 
-    assert runs == [[(1,)]] * 3
-    assert gone() is None
+    assert runs == [[(1,)]] * 9
+    assert again == [(1,)]
+    assert oldest() is None  # its plan made way for the newer ones: nothing keeps it alive
 
 
 async def test_a_missing_parameter_is_refused_as_sqlalchemy_refuses_it(own_reader: Reader) -> None:
-    await own_reader.all(BY_ID, id=2)  # planned from here on
+    await planned(own_reader, BY_ID, id=2)
     with pytest.raises(InvalidRequestError, match="A value is required for bind parameter 'id'"):
         await own_reader.all(BY_ID)
 
 
-async def test_an_error_on_the_driver_is_the_error_sqlalchemy_raises(own_reader: Reader) -> None:
-    errors = []
-    for _ in range(2):  # through SQLAlchemy, then on the driver
-        with pytest.raises(DBAPIError) as raised:
-            await own_reader.all(DIVIDED, n=1, d=0)
-        errors.append(raised.value)
+async def test_an_error_on_the_driver_is_the_drivers_own_with_the_same_sqlstate(
+    own_reader: Reader, own_engine: AsyncEngine
+) -> None:
+    with pytest.raises(DBAPIError) as through_sqlalchemy:
+        await own_reader.all(DIVIDED, n=1, d=0)
+    await planned(own_reader, DIVIDED, n=6, d=3)
+    invalidated = count_invalidations(own_engine)
+    with pytest.raises(driver.ERROR) as on_the_driver:
+        await own_reader.all(DIVIDED, n=1, d=0)
 
-    first, second = errors
-    assert (type(second), type(second.orig)) == (type(first), type(first.orig))
-    assert getattr(second.orig, "sqlstate", None) == "22012"  # division_by_zero
-    assert second.statement == first.statement
-    assert not second.connection_invalidated
+    assert sqlstate_of(through_sqlalchemy.value) == "22012"  # division_by_zero
+    assert sqlstate_of(on_the_driver.value) == "22012"
+    assert invalidated == []  # the connection is fine: back to the pool
     assert await own_reader.first(DIVIDED, n=6, d=3) == (2,)
 
 
 async def test_a_connection_lost_during_a_read_is_invalidated_and_the_next_read_succeeds(
     own_reader: Reader, own_engine: AsyncEngine
 ) -> None:
-    await own_reader.all(SLEEPING, seconds=0)  # its first run, through SQLAlchemy
+    await planned(own_reader, SLEEPING, seconds=0)
+    invalidated = count_invalidations(own_engine)
     async with own_engine.connect() as other:
         read = asyncio.create_task(own_reader.all(SLEEPING, seconds=30))
         for _ in range(100):
@@ -225,17 +252,18 @@ async def test_a_connection_lost_during_a_read_is_invalidated_and_the_next_read_
             terminated = await other.scalar(
                 text(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state = 'active'"
-                    " AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()"
+                    " AND query LIKE '%FROM pg_sleep(%' AND pid <> pg_backend_pid()"
                 )
             )
             if terminated:
                 break
 
-    with pytest.raises(DBAPIError) as raised:
+    with pytest.raises(driver.ERROR) as raised:
         await read
 
     assert terminated is True
-    assert raised.value.connection_invalidated
+    assert isinstance(raised.value, driver.CONNECTION_LOST)
+    assert len(invalidated) == 1
     assert await own_reader.all(SLEEPING, seconds=0) == [(1,)]
 
 
@@ -246,7 +274,7 @@ async def test_a_read_cancelled_mid_statement_leaves_no_connection_behind_in_its
     engine = create_engine(one_slot)
     reader = reader_of(engine, one_slot)
     try:
-        await reader.all(SLEEPING, seconds=0)  # its first run, through SQLAlchemy
+        await planned(reader, SLEEPING, seconds=0)
         read = asyncio.create_task(reader.all(SLEEPING, seconds=30))
         await asyncio.sleep(0.5)
         read.cancel()
@@ -270,10 +298,37 @@ async def test_a_pool_that_closes_connections_on_return_closes_the_readers_clean
     engine = create_async_engine(settings.url, poolclass=NullPool)  # closes each on return
     reader = reader_of(engine, settings)
     try:
-        runs = [await reader.all(PLAIN) for _ in range(2)]  # the second on the driver
+        runs = [await reader.all(PLAIN) for _ in range(3)]  # the third on the driver
     finally:
         await engine.dispose()
 
     errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
-    assert runs[0] == runs[1]
+    assert runs[0] == runs[2]
     assert errors == []  # e.g. "Exception closing connection": a socket left open
+
+
+@pytest.fixture
+async def sleepy_app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """An application with a short statement timeout and a route that reads with a Reader."""
+    app = create_app(pooled(settings, db_statement_timeout=0.2))
+
+    @app.get("/sleep")
+    async def sleep(reader: ReaderDep, seconds: float) -> int:
+        return len(await reader.all(SLEEPING, seconds=seconds))
+
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+async def test_a_read_on_the_driver_that_times_out_answers_504_as_any_other(
+    sleepy_app: FastAPI,
+) -> None:
+    transport = ASGITransport(app=sleepy_app)
+    async with AsyncClient(transport=transport, base_url="http://t") as client:
+        through_sqlalchemy = await client.get("/sleep", params={"seconds": 2})
+        quick = [await client.get("/sleep", params={"seconds": 0}) for _ in range(2)]
+        on_the_driver = await client.get("/sleep", params={"seconds": 2})
+
+    assert [response.status_code for response in quick] == [200, 200]
+    assert through_sqlalchemy.status_code == on_the_driver.status_code == 504
+    assert on_the_driver.json() == through_sqlalchemy.json()

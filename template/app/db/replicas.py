@@ -1,0 +1,168 @@
+"""Where reads run: on the replica when one is configured and answers, on the primary otherwise
+(or when the caller asks for it, right after its own write)."""
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.db.reads import Reader, refuse_to_write_statement
+from app.db.session import PROBE_SECONDS, ConnectionQueue
+
+logger = logging.getLogger(__name__)
+
+OpenedT = TypeVar("OpenedT", AsyncConnection, AsyncSession)
+
+
+def read_engine(engine: AsyncEngine, settings: Settings) -> AsyncEngine:
+    """The engine's connections as read-only sessions use them: each statement on its own
+    (autocommit), no BEGIN and no COMMIT round trip, and no INSERT, UPDATE or DELETE. Behind
+    PgBouncer in transaction mode they stay in a transaction: asyncpg sends a statement as two
+    exchanges (prepare, then execute), which PgBouncer may give to two different server
+    connections when no transaction holds them together."""
+    options = {} if settings.db_pgbouncer else {"isolation_level": "AUTOCOMMIT"}
+    reads = engine.execution_options(**options)  # a view of the same pool
+    event.listen(reads.sync_engine, "before_execute", refuse_to_write_statement)
+    return reads
+
+
+class ReadOnlySession(Session):
+    """The class of read-only sessions: flushing a change is a bug, caught before it reaches the
+    database."""
+
+
+@event.listens_for(ReadOnlySession, "before_flush")
+def refuse_to_write(session: Session, *_: object) -> None:
+    raise RuntimeError("a read-only session cannot write: use SessionDep for handlers that write")
+
+
+@dataclass(frozen=True)
+class Database:
+    """One database as reads use it: its engine, read-only sessions on it, its turns."""
+
+    engine: AsyncEngine  # the pool's connections as they are: each read sets what it needs
+    sessionmaker: async_sessionmaker[AsyncSession]
+    queue: ConnectionQueue
+
+    @classmethod
+    def of(cls, engine: AsyncEngine, settings: Settings, queue: ConnectionQueue) -> "Database":
+        sessionmaker = async_sessionmaker(
+            read_engine(engine, settings),
+            expire_on_commit=False,
+            autoflush=False,
+            sync_session_class=ReadOnlySession,
+        )
+        return cls(engine, sessionmaker, queue)
+
+    async def connect(self, stack: AsyncExitStack) -> AsyncConnection:
+        return await stack.enter_async_context(self.engine.connect())
+
+    async def open_session(self, stack: AsyncExitStack) -> AsyncSession:
+        session = await stack.enter_async_context(self.sessionmaker())
+        await session.connection()  # connects now: a replica that cannot answer is found here
+        return session
+
+
+class ReplicaRouter:
+    """Routes reads to the replica when one is configured and answers, to the primary otherwise.
+    A replica that fails to connect is skipped for DB_REPLICA_RETRY_AFTER seconds (logged); the
+    read that found it down goes to the primary. `reader` reads where the router says,
+    `primary_reader` on the primary (a client's reads right after its own write)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        primary: AsyncEngine,
+        queue: ConnectionQueue,
+        replica: AsyncEngine | None = None,
+    ) -> None:
+        self._primary = Database.of(primary, settings, queue)
+        self._replica = (
+            Database.of(replica, settings, ConnectionQueue(settings, engine="replica"))
+            if replica
+            else None
+        )
+        self._retry_after = settings.db_replica_retry_after
+        self._replica_down_until = 0.0
+        # Behind PgBouncer reads stay in a transaction (see read_engine): SQLAlchemy runs them all.
+        direct = not settings.db_pgbouncer
+        self.reader = Reader(self.connect, direct=direct)
+        self.primary_reader = Reader(partial(self.connect, primary=True), direct=direct)
+
+    @property
+    def replica_configured(self) -> bool:
+        return self._replica is not None
+
+    @property
+    def replica_in_use(self) -> bool:
+        return self._replica is not None and time.monotonic() >= self._replica_down_until
+
+    def replica_answered(self, answered: bool) -> None:
+        """What a probe of the replica found (used by /health/ready)."""
+        if answered and not self.replica_in_use:
+            logger.warning("the replica answers again: reads go back to it")
+            self._replica_down_until = 0.0
+        elif not answered and self.replica_in_use:
+            self._mark_replica_down("it did not answer the readiness probe")
+
+    def _mark_replica_down(self, why: str) -> None:
+        logger.warning(
+            "the replica is unreachable (%s): reads go to the primary for %s s",
+            why,
+            self._retry_after,
+        )
+        self._replica_down_until = time.monotonic() + self._retry_after
+
+    @asynccontextmanager
+    async def connect(self, *, primary: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection of the replica, or of the primary (see `_open`), for one read."""
+        if primary or not self.replica_in_use:  # the common case, kept short: it is every read
+            async with self._primary.queue.turn():
+                connection = await self._primary.engine.connect().start()
+                try:
+                    yield connection
+                finally:
+                    # Closed here, not by `async with`, which shields the close in a task of its
+                    # own: a task and three turns of the event loop more per read.
+                    await connection.close()
+            return
+        async with AsyncExitStack() as stack:
+            yield await self._open(stack, Database.connect)
+
+    @asynccontextmanager
+    async def session(self, *, primary: bool = False) -> AsyncIterator[AsyncSession]:
+        async with AsyncExitStack() as stack:
+            yield await self._open(stack, Database.open_session, primary=primary)
+
+    async def _open(
+        self,
+        stack: AsyncExitStack,
+        opener: Callable[[Database, AsyncExitStack], Awaitable[OpenedT]],
+        *,
+        primary: bool = False,
+    ) -> OpenedT:
+        """What `opener` opens on the replica, or on the primary when the replica is not to be
+        used or cannot connect."""
+        if self._replica is not None and not primary and self.replica_in_use:
+            attempt = AsyncExitStack()
+            try:
+                await attempt.enter_async_context(self._replica.queue.turn())
+                async with asyncio.timeout(PROBE_SECONDS):
+                    opened = await opener(self._replica, attempt)
+            except Exception as error:  # any failure to connect: the primary serves this read
+                await attempt.aclose()
+                self._mark_replica_down(type(error).__name__)
+            else:
+                stack.push_async_exit(attempt)
+                return opened
+        await stack.enter_async_context(self._primary.queue.turn())
+        return await opener(self._primary, stack)
