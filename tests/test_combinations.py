@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.answers import Combination, combinations, machine_python
+from harness.answers import Combination, choices, combinations, machine_python
 from harness.commands import run
 from harness.environments import available_python_versions, project_python
 from harness.render import render
@@ -132,3 +132,41 @@ def test_the_default_combination_is_clean_on_each_python_this_machine_has(
     assert "warning" not in output.lower()
     ran_on = run(project_python(project), "-c", "import sys; print(sys.version)", cwd=project)
     assert ran_on.stdout.startswith(f"{python_version}.")
+
+
+@pytest.mark.parametrize("driver", choices("db_driver"))
+def test_opentelemetry_projects_are_clean_and_their_suite_passes(
+    template_source: Path, tmp_path: Path, run_in_project: ProjectRunner, driver: str
+) -> None:
+    """The combinations above answer opentelemetry false (its default); one per driver with it."""
+    project = render(template_source, tmp_path / "project", db_driver=driver, opentelemetry=True)
+
+    run_in_project(project, "ruff", "check", "--no-cache", ".")
+    run_in_project(project, "ruff", "format", "--no-cache", "--check", ".")
+    assert run_in_project(project, "mypy", "--strict", ".").startswith("Success")
+    output = run_in_project(project, "pytest", "-q")
+
+    summary = SUITE_RESULT.search(output)
+    assert summary, output
+    assert "test_telemetry.py" not in output  # its tests passed: -q names failures only
+    assert "warning" not in output.lower()
+    assert "skipped" not in output
+
+
+@pytest.mark.parametrize("opentelemetry", [False, True], ids=["without", "with"])
+def test_opentelemetry_dependencies_exist_only_when_asked_for(
+    template_source: Path, tmp_path: Path, opentelemetry: bool
+) -> None:
+    project = render(template_source, tmp_path / "project", opentelemetry=opentelemetry)
+
+    found = run(
+        project_python(project),
+        "-c",
+        # FastAPI itself requires opentelemetry-api (spans that do nothing without an SDK).
+        "import importlib.util; print(bool(importlib.util.find_spec('opentelemetry.sdk')))",
+        cwd=project,
+    ).stdout.strip()
+
+    assert found == str(opentelemetry)
+    assert ("opentelemetry" in (project / "pyproject.toml").read_text()) is opentelemetry
+    assert (project / "app" / "telemetry.py").exists() is opentelemetry

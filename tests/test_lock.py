@@ -96,4 +96,4 @@ def test_locks_cover_exactly_the_answers_that_change_the_lock() -> None:
     expected = {lock_name(**answers) for answers in locked_combinations()}
 
     assert {path.name for path in (Path(__file__).parents[1] / "locks").glob("*.lock")} == expected
-    assert LOCKED_ANSWERS == ["python_version", "db_driver", "use_pgvector"]
+    assert LOCKED_ANSWERS == ["python_version", "db_driver", "use_pgvector", "opentelemetry"]

@@ -1,7 +1,7 @@
 """Regenerate the uv.lock files a rendered project starts with: `python -m tools.lock [--upgrade]`.
 
 A project's lock depends on the answers that change what its pyproject.toml resolves to:
-`python_version` (requires-python), `db_driver` and `use_pgvector`. locks/ keeps one lock per
+`python_version`, `db_driver`, `use_pgvector` and `opentelemetry`. locks/ keeps one lock per
 combination of those, with the project's name as `{{ project_slug }}` (the rest in raw blocks);
 template/uv.lock.jinja includes the right one, so `uv sync --locked` works from the first commit
 without copier tasks (no --trust) and without the network at copy time.
@@ -29,16 +29,18 @@ from harness.pythons import uv_in_image
 from harness.render import copy_working_tree, render
 
 LOCKS = ROOT / "locks"
-LOCKED_ANSWERS = ["python_version", "db_driver", "use_pgvector"]
+LOCKED_ANSWERS = ["python_version", "db_driver", "use_pgvector", "opentelemetry"]
 # The slug the locks are made with, replaced by the project's own when rendered.
 SLUG = "orders-service"
 ROOT_PACKAGE = '[[package]]\nname = "{}"\n'
 
 
-def lock_name(*, python_version: str, db_driver: str, use_pgvector: bool) -> str:
+def lock_name(
+    *, python_version: str, db_driver: str, use_pgvector: bool, opentelemetry: bool
+) -> str:
     """The file in locks/ for these answers (template/uv.lock.jinja builds the same name)."""
     vector = "pgvector" if use_pgvector else "novector"
-    return f"py{python_version}-{db_driver}-{vector}.lock"
+    return f"py{python_version}-{db_driver}-{vector}{'-otel' if opentelemetry else ''}.lock"
 
 
 def locked_combinations() -> list[dict[str, object]]:

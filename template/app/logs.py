@@ -1,6 +1,7 @@
 """Logging: one configuration for every logger (the app's, uvicorn's, SQLAlchemy's), JSON lines
 in production and readable lines elsewhere, each carrying the request id of the request it
-belongs to; and the middleware that gives requests their id and logs one line each."""
+belongs to (and its trace and span ids when traced); and the middleware that gives requests
+their id and logs one line each."""
 
 import json
 import logging
@@ -8,6 +9,7 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -28,6 +30,8 @@ _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "ascti
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 request_logger = logging.getLogger("app.requests")
+# What other modules add to every record logged (app/telemetry.py: the trace and span ids).
+record_fields: list[Callable[[], Mapping[str, str]]] = []
 
 
 def redact(text: str) -> str:
@@ -43,6 +47,9 @@ class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             record.request_id = request_id.get()
+        for fields in record_fields:
+            for name, value in fields().items():
+                setattr(record, name, value)
         return True
 
 

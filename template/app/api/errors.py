@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db import driver
 from app.db.errors import DatabaseUnavailableError, failure_kind, is_stale_plan, sqlstate_of
+from app.metrics import count_failure, count_unavailable
 
 # SQLSTATEs, reported the same way by both drivers (`error.orig.sqlstate`).
 QUERY_CANCELED = "57014"  # statement_timeout
@@ -182,11 +183,13 @@ def register_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PoolTimeoutError)
     async def pool_timeout(request: Request, error: PoolTimeoutError) -> JSONResponse:
         failures.record(503, "pool timeout")
+        count_failure("pool_timeout")
         return _unavailable("no database connection is free, try again")
 
     @app.exception_handler(DatabaseUnavailableError)
     async def unavailable(request: Request, error: DatabaseUnavailableError) -> JSONResponse:
         failures.record(503, f"at connect: {error.kind}")
+        count_unavailable(error.kind)
         return _unavailable("the database is unavailable, try again")
 
     async def database_error(request: Request, error: Exception) -> JSONResponse:
@@ -203,6 +206,7 @@ def register_error_handlers(app: FastAPI) -> None:
             )
         if sqlstate == QUERY_CANCELED:
             failures.record(504, failure_kind(error))
+            count_failure("statement_timeout")
             return JSONResponse(
                 {"detail": "the database query took too long"},
                 status_code=status.HTTP_504_GATEWAY_TIMEOUT,
@@ -218,6 +222,7 @@ def register_error_handlers(app: FastAPI) -> None:
             or isinstance(error, (OperationalError, InterfaceError, *driver.CONNECTION_LOST))
         ):
             failures.record(503, failure_kind(error))
+            count_unavailable(sqlstate)
             return _unavailable("the database is unavailable, try again")
         raise error
 

@@ -87,7 +87,9 @@ class ReplicaRouter:
     ) -> None:
         self._primary = Database.of(primary, settings, queue)
         self._replica = (
-            Database.of(replica, settings, ConnectionQueue(settings)) if replica else None
+            Database.of(replica, settings, ConnectionQueue(settings, engine="replica"))
+            if replica
+            else None
         )
         self._retry_after = settings.db_replica_retry_after
         self._replica_down_until = 0.0
