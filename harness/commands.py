@@ -1,7 +1,12 @@
 """Running a command and showing its output when it fails."""
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+
+# The `run_in_project` fixture (tests/conftest.py): a command in a rendered project's environment,
+# its output returned.
+ProjectRunner = Callable[..., str]
 
 
 def run(

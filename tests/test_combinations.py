@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.answers import Combination, choices, combinations, machine_python
-from harness.commands import run
+from harness.commands import ProjectRunner, run
 from harness.environments import available_python_versions, project_python
 from harness.render import render
 
@@ -23,7 +23,6 @@ JINJA_LEFTOVER = re.compile(r"(?<!\$){{|{%|{#")
 SUITE_RESULT = re.compile(r"^(\d+) passed in [\d.]+s", re.MULTILINE)
 
 RenderedProject = Callable[[Combination], Path]
-ProjectRunner = Callable[..., str]
 
 
 def test_every_code_changing_answer_is_covered() -> None:

@@ -20,14 +20,13 @@ import yaml
 from uv import find_uv_bin
 
 from harness.answers import BASE_ANSWERS, Combination
-from harness.commands import run
+from harness.commands import ProjectRunner, run
 from harness.environments import project_environment, project_python
 from harness.faults import stage_for
 from harness.paths import CACHE, ROOT
 from harness.render import render
 
 RenderedProject = Callable[[Combination], Path]
-ProjectRunner = Callable[..., str]
 TOOLS = Path(sys.executable).parent  # the template repository's own tools (check-jsonschema, ...)
 # One combination per driver; between them every value of the other code-changing answers.
 PER_DRIVER = [

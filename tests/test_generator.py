@@ -13,13 +13,12 @@ from typing import Any
 import pytest
 
 from harness.answers import Combination, combinations
-from harness.commands import run
+from harness.commands import ProjectRunner, run
 from harness.environments import project_environment, project_python
 
 COMBINATIONS = list(combinations())
 DEFAULT = next(c for c in COMBINATIONS if c.id == "asyncpg-class-novector-rollback")
 RenderedProject = Callable[[Combination], Path]
-ProjectRunner = Callable[..., str]
 SUITE_RESULT = re.compile(r"^(\d+) passed in [\d.]+s", re.MULTILINE)
 COLLECTED = re.compile(r"^(\d+) tests? collected", re.MULTILINE)
 

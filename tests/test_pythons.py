@@ -29,7 +29,7 @@ from packaging.requirements import Requirement
 from uv import find_uv_bin
 
 from harness.answers import COPIER_YML, DRIVERS, choices, machine_python
-from harness.commands import run
+from harness.commands import ProjectRunner, run
 from harness.paths import ROOT
 from harness.pythons import uv_in_image
 from harness.releases import adopt_optional_revisions, commit_all, git, leftovers, update
@@ -37,7 +37,6 @@ from harness.render import TEMPLATE_FILES, copy_working_tree, render
 from harness.service import free_port
 from tests.test_combinations import SUITE_RESULT
 
-ProjectRunner = Callable[..., str]
 VERSIONS = choices("python_version")
 DEFAULT_VERSION = COPIER_YML["python_version"]["default"]
 DEFAULT_DRIVER = COPIER_YML["db_driver"]["default"]

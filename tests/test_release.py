@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.commands import run
+from harness.commands import ProjectRunner, run
 from harness.edits import TAG_MODEL, edit, write_models_package
 from harness.paths import CACHE, ROOT
 from harness.releases import (
@@ -25,7 +25,6 @@ from harness.releases import (
     update,
 )
 
-ProjectRunner = Callable[..., str]
 # What a team copies from (README: "Make a service"); Renovate's copier manager reads it from
 # .copier-answers.yml and looks the tags up there.
 PUBLIC_SOURCE = "gh:org/async-pg-template"

@@ -12,11 +12,10 @@ import yaml
 from copier.errors import UnsafeTemplateError
 
 from harness.answers import DRIVERS
+from harness.commands import ProjectRunner
 from harness.edits import add_tag_model, edit, write_models_package
 from harness.releases import commit_all, copy_release, git, leftovers, released_twice, update
 from harness.render import copy_working_tree
-
-ProjectRunner = Callable[..., str]
 
 # The scripted template change of the second release: it touches app/main.py, pyproject.toml
 # and README.md, files a team edits too.
