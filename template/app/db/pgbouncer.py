@@ -37,15 +37,22 @@ class MissingSettingHint:
             )
 
 
+# One for the process, shared by its engines. It sees the errors of statements run through
+# SQLAlchemy here; connects (app.db.errors) and reads on the driver (app.db.reads), which
+# SQLAlchemy's handle_error never sees, show it theirs.
+missing_setting_hint = MissingSettingHint()
+
+
 def configure(engine: AsyncEngine, settings: Settings) -> MissingSettingHint | None:
     """Call once per engine, where it is created. Without DB_PGBOUNCER it returns the hint,
-    which sees the errors of statements here and must be shown those of connects too."""
+    which must be shown the errors of connects too."""
     if not settings.db_pgbouncer:
-        hint = MissingSettingHint()
         event.listen(
-            engine.sync_engine, "handle_error", lambda context: hint(context.original_exception)
+            engine.sync_engine,
+            "handle_error",
+            lambda context: missing_setting_hint(context.original_exception),
         )
-        return hint
+        return missing_setting_hint
     if timeouts := {name: ms for name, ms in settings.session_timeouts.items() if ms != "0"}:
         # PgBouncer refuses the startup parameters that set them for a whole connection, and a
         # plain SET would stay on a server connection that other clients get next. set_config's

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Dialect, Result
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from app.db import driver
+from app.db import driver, pgbouncer
 from app.db.errors import is_stale_plan
 
 # Where a Reader takes a connection for each statement (ReplicaRouter.connect, or the test's).
@@ -147,6 +147,8 @@ class Plan:
             # A stale plan (a column's type changed) fails every run on this connection.
             if not isinstance(error, Exception) or driver.has_hung_up(raw) or is_stale_plan(error):
                 await connection.invalidate()
+            if isinstance(error, Exception):  # direct reads run only without DB_PGBOUNCER
+                pgbouncer.missing_setting_hint(error)
             raise
         return self.shape.with_new_rows(records)().all()
 
