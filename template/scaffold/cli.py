@@ -21,15 +21,7 @@ from sqlalchemy import Enum, Table
 
 from app.config import PROJECT_ROOT
 from app.db.base import Base
-from scaffold.render import (
-    Reference,
-    render_migration,
-    render_model,
-    render_router,
-    render_schema,
-    render_service,
-    render_tests,
-)
+from scaffold.render import Reference, render_files
 from scaffold.spec import Resource, SpecError, parse_resource
 
 USAGE_EXAMPLE = (
@@ -148,12 +140,14 @@ def migration_head(root: Path) -> str | None:
 
 
 def formatted(path: Path, source: str, root: Path) -> str:
-    """The project's own ruff sorts the imports and wraps long lines, as it would on a save."""
+    """The project's own ruff sorts the imports, drops those a resource does not use (the
+    templates import what any resource may need) and wraps long lines, as on a save."""
     ruff = [sys.executable, "-m", "ruff"]
     stdin = ["--stdin-filename", str(path), "-"]
+    rules = "I" if path in (API_REGISTRY, MODEL_REGISTRY) else "I,F401"
     steps = [
         # The new modules do not exist yet: say which imports are the project's own.
-        ["check", "--fix-only", "--select", "I", "--config", FIRST_PARTY, *stdin],
+        ["check", "--fix-only", "--select", rules, "--config", FIRST_PARTY, *stdin],
         ["format", *stdin],
     ]
     for step in steps:
@@ -187,18 +181,22 @@ def planned_files(resource: Resource, root: Path, known: dict[str, type]) -> dic
     revision = rev_id()
     now = datetime.now(UTC)
     migration_name = f"{now:%Y%m%d_%H%M}_{revision}_create_{resource.plural}.py"
+    rendered = render_files(
+        resource,
+        found,
+        revision={
+            "revision": revision,
+            "down_revision": migration_head(root) or "",
+            "create_date": f"{now:%Y-%m-%d %H:%M:%S}",
+        },
+    )
     files = {
-        Path("app/models") / f"{resource.name}.py": render_model(resource, found),
-        Path("app/schemas") / f"{resource.name}.py": render_schema(resource, found),
-        Path("app/services") / f"{resource.plural}.py": render_service(resource),
-        Path("app/api") / f"{resource.plural}.py": render_router(resource),
-        Path("migrations/versions") / migration_name: render_migration(
-            resource,
-            revision=revision,
-            down_revision=migration_head(root),
-            create_date=f"{now:%Y-%m-%d %H:%M:%S}",
-        ),
-        Path("tests/api") / f"test_{resource.plural}.py": render_tests(resource, found),
+        Path("app/models") / f"{resource.name}.py": rendered["model"],
+        Path("app/schemas") / f"{resource.name}.py": rendered["schema"],
+        Path("app/services") / f"{resource.plural}.py": rendered["service"],
+        Path("app/api") / f"{resource.plural}.py": rendered["router"],
+        Path("migrations/versions") / migration_name: rendered["migration"],
+        Path("tests/api") / f"test_{resource.plural}.py": rendered["tests"],
     }
     for path in files:
         if (root / path).exists():

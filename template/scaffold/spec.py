@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from scaffold.types import FIELD_TYPES
+
 FIELD_PATTERN = re.compile(
     r"^(?P<name>[^:]+):(?P<type>[a-z]+)(?:\((?P<arguments>[^)]*)\))?"
     r"(?P<optional>\?)?(?:=(?P<default>[^:]*))?(?P<modifiers>(?::[a-z]+)*)$"
@@ -18,12 +20,12 @@ RESERVED_SQL_WORDS = frozenset(
     if line.strip() and not line.startswith("#")
 )
 # Columns every generated model has, and names the generated code uses for itself.
-RESERVED_FIELD_NAMES = frozenset({"id", "created_at", "metadata", "registry"})
-TYPES_WITH_ARGUMENTS = {"str", "decimal", "enum", "fk", "vector"}
-SIMPLE_TYPES = {"text", "int", "bigint", "bool", "float", "date", "datetime", "uuid", "json"}
-TYPES_WITH_DEFAULTS = {"str", "text", "int", "bigint", "bool", "float", "decimal", "enum"}
-UNINDEXABLE = {"json", "vector"}  # they need a GIN / HNSW index chosen by hand
-LOW_CARDINALITY = {"bool", "enum"}
+RESERVED_FIELD_NAMES = frozenset({"id", "created_at", "updated_at", "metadata", "registry"})
+TYPES_WITH_ARGUMENTS = {name for name, kind in FIELD_TYPES.items() if kind.example}
+SIMPLE_TYPES = set(FIELD_TYPES) - TYPES_WITH_ARGUMENTS
+TYPES_WITH_DEFAULTS = {name for name, kind in FIELD_TYPES.items() if kind.default}
+UNINDEXABLE = {name for name, kind in FIELD_TYPES.items() if not kind.indexable}
+LOW_CARDINALITY = {name for name, kind in FIELD_TYPES.items() if kind.few_values}
 INT_BOUNDS = {"int": 2**31, "bigint": 2**63}
 MAX_VARCHAR = 10_485_760
 MAX_NUMERIC_PRECISION = 1000
@@ -157,7 +159,7 @@ def parse_field(text: str, *, with_vector: bool) -> Field:
     check_name(name, "field name", in_sql=type_ != "fk" or name.endswith("_id"))
     if name in RESERVED_FIELD_NAMES:
         raise SpecError(
-            f"field name {name!r} is reserved: every generated model has id, created_at"
+            f"field name {name!r} is reserved: every generated model has id, created_at, updated_at"
         )
     known = TYPES_WITH_ARGUMENTS | SIMPLE_TYPES
     if type_ not in known:
@@ -165,9 +167,8 @@ def parse_field(text: str, *, with_vector: bool) -> Field:
             f"field {name!r}: unknown type {type_!r}; known: {', '.join(sorted(known))}"
         )
     if type_ in TYPES_WITH_ARGUMENTS and arguments is None:
-        example = {"str": "str(200)", "decimal": "decimal(12,2)", "enum": "enum(draft|published)"}
-        example |= {"fk": "fk(users)", "vector": "vector(384)"}
-        raise SpecError(f"field {name!r}: {type_} needs its arguments, e.g. {example[type_]}")
+        example = FIELD_TYPES[type_].example
+        raise SpecError(f"field {name!r}: {type_} needs its arguments, e.g. {example}")
     if type_ in SIMPLE_TYPES and arguments is not None:
         raise SpecError(f"field {name!r}: {type_} takes no arguments (got ({arguments}))")
     values: dict[str, object] = {}
