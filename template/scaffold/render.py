@@ -29,6 +29,8 @@ from scaffold.types import FIELD_TYPES
 
 TEMPLATES = Path(__file__).parent / "templates"
 TEST_LENGTH_LIMIT = 100_000  # longer strings are not worth sending in a test
+# A filter kind's query parameters, by suffix, with the comparison each makes.
+FILTERS = {"equal": [("", "eq")], "range": [("_min", "ge"), ("_max", "le")], "": []}
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class Column:
     python: str
     sql: str  # mapped_column()'s arguments
     request: str
+    plain_request: str  # without `| None`: a list filter's type
     response: str
     default: str | None  # the request schema's default
     sample: str
@@ -123,12 +126,14 @@ def column(resource: Resource, spec: Field, references: dict[str, Reference]) ->
         python=kind.python.format(**values) + optional,
         sql=", ".join(sql),
         request=kind.request.format(**values) + optional,
+        plain_request=kind.request.format(**values),
         response=kind.response.format(**values) + optional,
         default=default or ("None" if spec.optional else None),
         sample=kind.sample.format(**values),
         invalid=invalid | cases(kind.invalid, spec, values),
         edges=cases(kind.edges, spec, values),
-        filter=kind.filter,
+        # Lists sort and filter on indexed columns only: others would read every row.
+        filter=kind.filter if spec.index or spec.unique or spec.target else None,
         reference=references.get(spec.name),
     )
 
@@ -148,6 +153,18 @@ def render(
             if spec.type == "enum"
         ],
         "uses": {spec.type for spec in resource.fields},
+        "filters": [
+            (f"{item.spec.column}{suffix}", item, operator)
+            for item in columns
+            for suffix, operator in FILTERS[item.filter or ""]
+        ],
+        # Sorting by a column of few values (bool, enum) orders little.
+        "sort_keys": ["id"]
+        + [
+            item.spec.column
+            for item in columns
+            if item.filter and not FIELD_TYPES[item.spec.type].few_values
+        ],
         "detail": f"{resource.class_name}Detail" if keyed else f"{resource.class_name}Read",
         **extra,
     }

@@ -63,6 +63,17 @@ def _not_null(value: object) -> object:
     return value
 
 
+def sort_keys(value: str, allowed: tuple[str, ...]) -> str:
+    """A list's `sort`: keys among `allowed`, comma-separated, each with `-` for descending."""
+    unknown = [key for key in value.split(",") if key.removeprefix("-") not in allowed]
+    if unknown:
+        raise ValueError(
+            f"cannot sort by {', '.join(unknown)}: the keys are {', '.join(allowed)} "
+            "(indexed columns), each with - first for descending"
+        )
+    return value
+
+
 Text = Annotated[str, AfterValidator(_storable)]
 Name = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Email = Annotated[
