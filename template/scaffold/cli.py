@@ -17,7 +17,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util import rev_id
 from pydantic import BaseModel
-from sqlalchemy import Enum, Table
+from sqlalchemy import Enum, Table, Uuid
 
 from app.config import PROJECT_ROOT
 from app.db.base import Base
@@ -56,6 +56,12 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("fields", nargs="+", help="name:type[(args)][?][=default][:unique|:index]")
     command.add_argument("--unique", help="fields unique together, comma-separated: a,b")
     command.add_argument("--plural", help="the table's name when adding 's' is wrong")
+    command.add_argument(
+        "--id",
+        choices=["int", "uuid"],
+        default="int",
+        help="the primary key: a bigint identity (default) or a time-ordered UUIDv7",
+    )
     command.add_argument("--dry-run", action="store_true", help="print the files, write nothing")
     return command
 
@@ -121,7 +127,8 @@ def references(resource: Resource, known: dict[str, type], root: Path) -> dict[s
             creator = f"tests.api.test_{spec.target}.create_{singular}"
         if importlib.util.find_spec(module.replace("app.models.", "app.schemas.", 1)) is None:
             raise SpecError(f"field {spec.name!r}: no schema module for {model.__name__}")
-        found[spec.name] = Reference(spec.target, model.__name__, module, creator)
+        key_type = "uuid" if isinstance(primary_key[0].type, Uuid) else "int"
+        found[spec.name] = Reference(spec.target, model.__name__, module, creator, key_type)
     return found
 
 
@@ -235,6 +242,7 @@ def generate(arguments: argparse.Namespace, root: Path) -> dict[Path, str]:
         plural=arguments.plural,
         existing_tables=frozenset(known),
         with_vector=declares_pgvector(root),
+        id_type=arguments.id,
     )
     check_names(resource)
     return planned_files(resource, root, known)

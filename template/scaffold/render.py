@@ -25,7 +25,7 @@ from mako.template import Template  # type: ignore[import-untyped]  # Mako has n
 from sqlalchemy import Enum, Table
 
 from scaffold.spec import Field, Resource
-from scaffold.types import FIELD_TYPES
+from scaffold.types import FIELD_TYPES, KEY_TYPES
 
 TEMPLATES = Path(__file__).parent / "templates"
 TEST_LENGTH_LIMIT = 100_000  # longer strings are not worth sending in a test
@@ -43,6 +43,7 @@ class Reference:
     # The generated tests create the referenced row: users through the `user_factory` fixture,
     # generated resources through their test module's create_<name>().
     test_creator: str | None
+    key_type: str = "int"  # its id's: int or uuid
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,8 @@ def cases(kind: dict[str, str], spec: Field, values: dict[str, Any]) -> dict[str
 
 
 def column(resource: Resource, spec: Field, references: dict[str, Reference]) -> Column:
-    kind = FIELD_TYPES[spec.type]
+    reference = references.get(spec.name)
+    kind = KEY_TYPES[reference.key_type] if reference else FIELD_TYPES[spec.type]
     values = field_values(resource, spec)
     sql = [kind.column.format(**values)]
     if spec.target is not None:
@@ -134,7 +136,7 @@ def column(resource: Resource, spec: Field, references: dict[str, Reference]) ->
         edges=cases(kind.edges, spec, values),
         # Lists sort and filter on indexed columns only: others would read every row.
         filter=kind.filter if spec.index or spec.unique or spec.target else None,
-        reference=references.get(spec.name),
+        reference=reference,
     )
 
 
@@ -166,6 +168,9 @@ def render(
             if item.filter and not FIELD_TYPES[item.spec.type].few_values
         ],
         "detail": f"{resource.class_name}Detail" if keyed else f"{resource.class_name}Read",
+        "id_type": "UUID" if resource.id_type == "uuid" else "int",
+        # A request's id: in its column's range (an id out of range is a 422, not a 500).
+        "path_id": "UUID" if resource.id_type == "uuid" else "ResourceId",
         **extra,
     }
     # Python source, not HTML: Mako's escaping has nothing to do here.

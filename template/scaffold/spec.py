@@ -70,6 +70,7 @@ class Resource:
     plural: str  # line_items: the table, the modules of services, routers and tests
     fields: tuple[Field, ...]
     unique_together: tuple[str, ...] = ()  # columns
+    id_type: str = "int"  # or "uuid": UUIDv7, made by app.db.ids.uuid7
     existing_tables: frozenset[str] = field(default=frozenset(), compare=False)
 
     @property
@@ -242,6 +243,7 @@ def parse_resource(
     plural: str | None = None,
     existing_tables: frozenset[str] = frozenset(),
     with_vector: bool = False,
+    id_type: str = "int",
 ) -> Resource:
     check_name(name, "resource name", in_sql=False)  # the table is named by the plural
     plural = plural or pluralize(name)
@@ -283,5 +285,6 @@ def parse_resource(
         plural=plural,
         fields=fields,
         unique_together=together,
+        id_type=id_type,
         existing_tables=existing_tables,
     )

@@ -179,15 +179,6 @@ FIELD_TYPES = {
         default="{enum}.{default}",
         few_values=True,
     ),
-    "fk": FieldType(
-        python="int",
-        column="BigInteger",  # as the ids it refers to are
-        request="Id",
-        sample="{relationship}_parent.id",
-        invalid={"not-an-id": "0"},
-        filter="equal",
-        example="fk(users)",
-    ),
     "vector": FieldType(
         python="list[float]",
         column="Vector({dimensions})",
@@ -205,3 +196,25 @@ FIELD_TYPES = {
         indexable=False,
     ),
 }
+# A foreign key is of the type of the key it refers to: the table's fk entry is the integer one.
+KEY_TYPES = {
+    "int": FieldType(
+        python="int",
+        column="BigInteger",  # as the ids it refers to are
+        request="Id",
+        sample="{relationship}_parent.id",
+        invalid={"not-an-id": "0"},
+        filter="equal",
+        example="fk(users)",
+    ),
+    "uuid": FieldType(
+        python="UUID",
+        column="Uuid",
+        request="UUID",
+        sample="{relationship}_parent.id",
+        invalid={"not-an-id": '"0"'},
+        filter="equal",
+        example="fk(users)",
+    ),
+}
+FIELD_TYPES["fk"] = KEY_TYPES["int"]
