@@ -106,7 +106,10 @@ def column(resource: Resource, spec: Field, references: dict[str, Reference]) ->
     values = field_values(resource, spec)
     sql = [kind.column.format(**values)]
     if spec.target is not None:
-        on_delete = ', ondelete="SET NULL"' if spec.optional else ""
+        # Without an ON DELETE, PostgreSQL refuses the delete (NO ACTION) as RESTRICT does.
+        on_delete = (
+            f', ondelete="{spec.deletes.upper()}"' if spec.on_delete or spec.optional else ""
+        )
         sql.append(f'ForeignKey("{spec.target}.id"{on_delete})')
         if not spec.unique:
             sql.append("index=True")  # joins and the referenced row's deletes look it up

@@ -30,6 +30,7 @@ INT_BOUNDS = {"int": 2**31, "bigint": 2**63}
 MAX_VARCHAR = 10_485_760
 MAX_NUMERIC_PRECISION = 1000
 MAX_VECTOR_DIMENSIONS = 16_000
+ON_DELETE = ("cascade", "restrict", "set null")
 MAX_IDENTIFIER = 63  # PostgreSQL truncates longer identifiers, constraint names included
 
 
@@ -46,6 +47,7 @@ class Field:
     scale: int | None = None
     members: tuple[str, ...] = ()  # enum(a|b|c)
     target: str | None = None  # fk(table)
+    on_delete: str | None = None  # fk(table, cascade)
     dimensions: int | None = None  # vector(N)
     optional: bool = False
     default: str | None = None
@@ -58,6 +60,11 @@ class Field:
         if self.type == "fk" and not self.name.endswith("_id"):
             return f"{self.name}_id"
         return self.name
+
+    @property
+    def deletes(self) -> str:
+        """What deleting the referenced row does: an optional key is set null unless told."""
+        return self.on_delete or ("set null" if self.optional else "restrict")
 
     @property
     def relationship(self) -> str:
@@ -197,8 +204,18 @@ def parse_field(text: str, *, with_vector: bool) -> Field:
             raise SpecError(f"field {name!r}: the enum lists a value twice")
         values["members"] = members
     elif type_ == "fk":
-        check_name(arguments, f"field {name!r}: the referenced table")
-        values["target"] = arguments
+        target, _, on_delete = (part.strip() for part in arguments.partition(","))
+        check_name(target, f"field {name!r}: the referenced table")
+        values["target"] = target
+        if on_delete:
+            if on_delete not in ON_DELETE:
+                raise SpecError(
+                    f"field {name!r}: on delete is one of {', '.join(ON_DELETE)} "
+                    f"(got {on_delete!r}), e.g. fk(users, cascade)"
+                )
+            if on_delete == "set null" and match["optional"] is None:
+                raise SpecError(f"field {name!r}: set null needs an optional key: fk(...)?")
+            values["on_delete"] = on_delete
     elif type_ == "vector":
         if not with_vector:
             raise SpecError(f"field {name!r}: vector needs pgvector, which this project lacks")
