@@ -34,18 +34,20 @@ EVERY_TYPE = [
     "price:decimal(10,3)",
     "ratio:decimal(2,2)=0.5",
     "made_on:date",
-    "made_at:datetime?",
+    "made_at:datetime?:index",
     "token:uuid:unique",
     "attributes:json",
     "extra:json?",
     "kind:enum(small|large|huge)=small",
     "shade:enum(red|blue)?",
-    "maker:fk(users)",
+    "maker:fk(users, cascade)",
     "reviewer_id:fk(users)?",
 ]
 VECTOR_FIELD = "embedding:vector(3)"
-# A second resource referencing the first and users, unique together with a foreign key.
-SECOND = ["gadget_part", "gadget:fk(gadgets)", "supplier:fk(users)?", "name:str(50)"]
+# A second resource, with integer ids, referencing the first (UUID ids) with each on delete and
+# users, unique together with a foreign key.
+SECOND = ["gadget_part", "gadget:fk(gadgets, cascade)", "spare_for:fk(gadgets, restrict)?"]
+SECOND += ["backup_for:fk(gadgets, set null)?", "supplier:fk(users)?", "name:str(50)"]
 SECOND += ["status:enum(ok|broken)", "--unique", "gadget,name"]
 
 
@@ -73,7 +75,7 @@ def test_generated_resources_are_clean_and_their_tests_pass(
     every_type = [*EVERY_TYPE, VECTOR_FIELD] if combination.use_pgvector else EVERY_TYPE
 
     written = new_resource(
-        run_in_project, project, "gadget", *every_type, "--unique", "made_on,kind"
+        run_in_project, project, "gadget", *every_type, "--unique", "made_on,kind", "--id", "uuid"
     )
     new_resource(run_in_project, project, *SECOND)
 
@@ -135,6 +137,10 @@ BAD_INPUT = {
     "name-twice": (["item", "code:int", "code:text"], "the name 'code' is used twice"),
     "unique-one-field": (["item", "code:int", "--unique", "code"], "two or more different"),
     "unique-unknown-field": (["item", "code:int", "--unique", "code,size"], "'size' is not one"),
+    "unknown-on-delete": (["item", "owner:fk(users, nothing)"], "on delete is one of cascade"),
+    "set-null-required": (["item", "owner:fk(users, set null)"], "set null needs an optional"),
+    "timestamp-column": (["item", "updated_at:datetime"], "is reserved"),
+    "unknown-id-type": (["item", "code:int", "--id", "text"], "argument --id: invalid choice"),
 }
 
 
@@ -194,6 +200,8 @@ def test_dry_run_prints_the_files_and_writes_nothing(
     assert "total: Mapped[Decimal] = mapped_column(Numeric(8, 2))" in output
     assert "--- tests/api/test_invoices.py\n" in output
     assert "router.include_router(invoices.router)" in output
+    assert '@router.patch("/{invoice_id}"' in output
+    assert "updated_at: Mapped[datetime]" in output
     assert "dry run: nothing was written" in output
     assert project_state(default_project) == before
 

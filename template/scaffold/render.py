@@ -77,6 +77,8 @@ def field_values(resource: Resource, spec: Field) -> dict[str, Any]:
         "relationship": spec.relationship,
         "length": spec.length,
         "prefix": f"{spec.name}-"[: (spec.length or 1) - 1],
+        # Short strings keep the last digits of `number` (11 in str(1) is 1).
+        "cut": f"[-{spec.length}:]" if (spec.length or 0) < 10 else "",
         "precision": spec.precision,
         "scale": spec.scale,
         "whole": whole,
@@ -143,6 +145,17 @@ def column(resource: Resource, spec: Field, references: dict[str, Reference]) ->
     )
 
 
+def parent_numbers(keyed: list[Column]) -> dict[str, str]:
+    """The `number` each foreign key's parent is made with in the tests: parents in one table
+    need different unique values."""
+    numbers: dict[str, str] = {}
+    made: dict[str | None, int] = {}  # parents made so far, by table
+    for item in keyed:
+        earlier = made[item.spec.target] = made.get(item.spec.target, 0) + 1
+        numbers[item.spec.name] = f"number + {10 * (earlier - 1)}" if earlier > 1 else "number"
+    return numbers
+
+
 def render(
     template: str, resource: Resource, references: dict[str, Reference], **extra: Any
 ) -> str:
@@ -171,6 +184,7 @@ def render(
             if item.filter and not FIELD_TYPES[item.spec.type].few_values
         ],
         "detail": f"{resource.class_name}Detail" if keyed else f"{resource.class_name}Read",
+        "parent_numbers": parent_numbers(keyed),
         "id_type": "UUID" if resource.id_type == "uuid" else "int",
         # A request's id: in its column's range (an id out of range is a 422, not a 500).
         "path_id": "UUID" if resource.id_type == "uuid" else "ResourceId",

@@ -36,7 +36,7 @@ FIELD_TYPES = {
         python="str",
         column="String({length})",
         request="Annotated[Text, StringConstraints(max_length={length})]",
-        sample='f"{prefix}{{number}}"',
+        sample='f"{prefix}{{number}}"{cut}',
         invalid={"too-long": '"x" * ({length} + 1)', **TEXT_INVALID},
         edges={"longest-of-widest-characters": '"\\U0010ffff" * {length}'},
         filter="equal",
