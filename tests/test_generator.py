@@ -266,3 +266,62 @@ def test_the_image_leaves_the_generator_out_and_says_so(
     output = new_resource(run_in_project, project, "invoice", "total:int", returncode=2)
 
     assert "the resource generator (scaffold/) is not here" in output
+
+
+def project_contents(project: Path) -> dict[str, bytes]:
+    """Every file of the project with its bytes (caches and the development server's data
+    aside)."""
+    ignored = {"__pycache__", ".mypy_cache", ".ruff_cache", ".devdb", ".venv"}
+    return {
+        str(path.relative_to(project)): path.read_bytes()
+        for path in project.rglob("*")
+        if path.is_file() and not ignored & set(path.relative_to(project).parts)
+    }
+
+
+def destroy_resource(
+    run_in_project: ProjectRunner, project: Path, *arguments: str, **kw: int
+) -> str:
+    return run_in_project(project, "app", "destroy", "resource", *arguments, **kw)
+
+
+def test_destroy_after_new_leaves_the_project_as_it_was(
+    rendered: RenderedProject, run_in_project: ProjectRunner, tmp_path: Path
+) -> None:
+    project = shutil.copytree(rendered(DEFAULT), tmp_path / "project")
+    before = project_contents(project)
+    new_resource(run_in_project, project, "gadget", "label:str(80):unique", "--id", "uuid")
+    new_resource(run_in_project, project, "gadget_part", "gadget:fk(gadgets, cascade)", "n:int")
+    new_resource(run_in_project, project, "widget", "name:text")
+
+    referred = destroy_resource(run_in_project, project, "gadget", returncode=2)
+    followed = destroy_resource(run_in_project, project, "gadget_part", returncode=2)
+    dry_run = destroy_resource(run_in_project, project, "widget", "--dry-run")
+    unchanged = project_contents(project)
+    for name in ("widget", "gadget_part", "gadget"):
+        destroy_resource(run_in_project, project, name)
+
+    assert "gadget_parts refer(s) to gadgets: destroy or change those first" in referred
+    assert "has later revisions" in followed
+    assert "would remove app/models/widget.py" in dry_run
+    assert "would edit app/api/resources.py" in dry_run
+    assert project_contents(project) == before
+    assert before != unchanged  # the refusals and the dry run removed nothing
+    assert {"app/models/gadget.py", "app/models/widget.py"} <= set(unchanged)
+
+
+def test_destroy_refuses_a_resource_whose_migration_is_applied(
+    rendered: RenderedProject, run_in_project: ProjectRunner, tmp_path: Path
+) -> None:
+    project = shutil.copytree(rendered(DEFAULT), tmp_path / "project")
+    new_resource(run_in_project, project, "widget", "name:text")
+    run_in_project(project, "alembic", "upgrade", "head")
+
+    applied = destroy_resource(run_in_project, project, "widget", returncode=2)
+    run_in_project(project, "alembic", "downgrade", "-1")
+    destroyed = destroy_resource(run_in_project, project, "widget")
+
+    assert "(create widgets) is applied to the configured database: downgrade it first" in applied
+    assert "nothing was removed" in applied
+    assert "removed app/models/widget.py" in destroyed
+    assert not (project / "app" / "models" / "widget.py").exists()
