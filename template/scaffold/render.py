@@ -136,7 +136,7 @@ def column(resource: Resource, spec: Field, references: dict[str, Reference]) ->
         plain_request=kind.request.format(**values),
         response=kind.response.format(**values) + optional,
         default=default or ("None" if spec.optional else None),
-        sample=kind.sample.format(**values),
+        sample=kind.sample.format(**values, number="{number}"),
         invalid=invalid | cases(kind.invalid, spec, values),
         edges=cases(kind.edges, spec, values),
         # Lists sort and filter on indexed columns only: others would read every row.

@@ -12,7 +12,9 @@ class FieldType:
     python: str  # the column's Python type, in Mapped[] and in the response schema
     column: str  # the SQLAlchemy column type
     request: str  # the request schema's type, with the constraints of the column
-    sample: str  # a valid value, different for each `number` from 1 to 9, in the tests
+    # A valid value, different for each `number` from 1 to 9, in the tests ({number} stays as
+    # it is: an f-string's field).
+    sample: str
     invalid: dict[str, str] = field(default_factory=dict)  # refused (422), by case
     edges: dict[str, str] = field(default_factory=dict)  # stored and read back as sent
     filter: str | None = None  # list filter: "equal" (?x=), "range" (?x_min=, ?x_max=)
@@ -36,7 +38,7 @@ FIELD_TYPES = {
         python="str",
         column="String({length})",
         request="Annotated[Text, StringConstraints(max_length={length})]",
-        sample='f"{prefix}{{number}}"{cut}',
+        sample='f"{prefix}{number}"{cut}',
         invalid={"too-long": '"x" * ({length} + 1)', **TEXT_INVALID},
         edges={"longest-of-widest-characters": '"\\U0010ffff" * {length}'},
         filter="equal",
@@ -47,7 +49,7 @@ FIELD_TYPES = {
         python="str",
         column="Text",
         request="Text",
-        sample='f"{name} {{number}}"',
+        sample='f"{name} {number}"',
         invalid=TEXT_INVALID,
         edges={
             "controls-but-nul": '"\\x01\\x1f\\x7f\\x9f"',
@@ -161,10 +163,8 @@ FIELD_TYPES = {
         column="JSONB(none_as_null={optional})",
         request="JsonValue",
         read="JsonValue",
-        sample='{{"number": number}}',
-        edges={
-            "big-numbers-and-wide-text": '{{"big": 2**70, "tiny": 5e-324, "text": "\\U0010ffff"}}'
-        },
+        sample="dict(number=number)",
+        edges={"big-numbers-and-wide-text": 'dict(big=2**70, tiny=5e-324, text="\\U0010ffff")'},
         indexable=False,
         null_is_a_value=True,
     ),
