@@ -45,9 +45,7 @@ async def create_user(*, session: AsyncSession, data: UserCreate) -> UserRead:
     return UserRead.model_validate(result.one())
 
 
-async def update_user(
-    *, session: AsyncSession, user_id: int, data: UserCreate
-) -> UserRead | None:
+async def update_user(*, session: AsyncSession, user_id: int, data: UserCreate) -> UserRead | None:
     """The user with its new email and name; None when there is no such user."""
     parameters = {"user_id": user_id, "email": data.email, "name": data.name}
     try:
