@@ -12,10 +12,9 @@ router = APIRouter(prefix="/users", tags=["users"])
 @router.post("", status_code=status.HTTP_201_CREATED, responses={409: {}})
 async def create_user(data: UserCreate, session: SessionDep) -> UserRead:
     try:
-        user = await users.create_user(session=session, data=data)
+        return await users.create_user(session=session, data=data)
     except users.EmailAlreadyRegisteredError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
-    return UserRead.model_validate(user)
 
 
 @router.get("")
@@ -36,4 +35,4 @@ async def replace_user(user_id: ResourceId, data: UserCreate, session: SessionDe
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
     if user is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, USER_NOT_FOUND)
-    return UserRead.model_validate(user)
+    return user

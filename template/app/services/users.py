@@ -1,4 +1,4 @@
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,15 +15,19 @@ EMAIL_CONSTRAINT = "uq_users_email"
 # Reads: statements built once (see app.services.pages.PageQuery), rows validated into schemas.
 USER_BY_ID = select(User).where(User.id == bindparam("user_id"))
 USER_PAGES = PageQuery(select(User).order_by(User.id))
-# Writes built once too: one UPDATE ... RETURNING, with no SELECT before it. The session's
-# objects are not matched against its WHERE in Python (synchronize_session): a request's session
-# holds no user before it, and RETURNING gives the one it changed.
+# Writes built once too, on the table rather than the mapped class: the session runs each in
+# its transaction as it is, and its row is validated into the response schema, as reads are. An
+# ORM flush, or RETURNING the mapped class, would add the unit of work's bookkeeping (identity
+# map, objects, their state) to every write, for objects the response never needs.
+USERS = User.metadata.tables[User.__tablename__]
+USER_INSERT = (
+    insert(USERS).values(email=bindparam("email"), name=bindparam("name")).returning(*USERS.c)
+)
 USER_UPDATE = (
-    update(User)
-    .where(User.id == bindparam("user_id"))
+    update(USERS)
+    .where(USERS.c.id == bindparam("user_id"))
     .values(email=bindparam("email"), name=bindparam("name"))
-    .returning(User)
-    .execution_options(synchronize_session=False)
+    .returning(*USERS.c)
 )
 
 
@@ -32,25 +36,24 @@ class EmailAlreadyRegisteredError(Exception):
         super().__init__(f"a user with email {email!r} already exists")
 
 
-async def create_user(*, session: AsyncSession, data: UserCreate) -> User:
-    user = User(email=data.email, name=data.name)
-    session.add(user)
+async def create_user(*, session: AsyncSession, data: UserCreate) -> UserRead:
+    """The user stored, as the client sees it; committed with the session's unit of work."""
     try:
-        await session.flush()
+        result = await session.execute(USER_INSERT, {"email": data.email, "name": data.name})
     except IntegrityError as error:
         raise taken_email_or(error, data.email) from error
-    return user
+    return UserRead.model_validate(result.one())
 
 
-async def update_user(*, session: AsyncSession, user_id: int, data: UserCreate) -> User | None:
+async def update_user(*, session: AsyncSession, user_id: int, data: UserCreate) -> UserRead | None:
     """The user with its new email and name; None when there is no such user."""
+    parameters = {"user_id": user_id, "email": data.email, "name": data.name}
     try:
-        updated: User | None = await session.scalar(
-            USER_UPDATE, {"user_id": user_id, "email": data.email, "name": data.name}
-        )
+        result = await session.execute(USER_UPDATE, parameters)
     except IntegrityError as error:
         raise taken_email_or(error, data.email) from error
-    return updated
+    row = result.one_or_none()
+    return None if row is None else UserRead.model_validate(row)
 
 
 def taken_email_or(error: IntegrityError, email: str) -> Exception:

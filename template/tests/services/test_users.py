@@ -30,3 +30,15 @@ async def test_another_integrity_error_is_not_a_taken_email(session: AsyncSessio
         await users.create_user(session=session, data=data)
 
     assert sqlstate_of(raised.value) == "23502"  # not_null_violation
+
+
+async def test_a_new_user_is_returned_as_read_and_not_kept_by_the_session(
+    session: AsyncSession,
+) -> None:
+    created = await users.create_user(
+        session=session, data=UserCreate(email="Ada@Example.com", name="Ada")
+    )
+
+    assert (created.email, created.name) == ("ada@example.com", "Ada")
+    # One statement on the table: no object for the unit of work to flush, track or expire.
+    assert list(session.identity_map.values()) == []
