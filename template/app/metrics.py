@@ -59,6 +59,8 @@ class Metrics:
     failures: Counter
     replica_configured: Gauge
     replica_in_use: Gauge
+    reads: Counter
+    reads_after_write: Counter
 
 
 def multiprocess_directory() -> Path | None:
@@ -152,6 +154,17 @@ def metrics() -> Metrics:
             registry=registry,
             multiprocess_mode="livemostrecent",
         ),
+        reads=Counter(
+            "db_reads",
+            "Reads, by the engine that served them: a statement a Reader runs, a read-only session",
+            by_engine,
+            registry=registry,
+        ),
+        reads_after_write=Counter(
+            "db_reads_after_write",
+            "Reads sent to the primary because their client had just written (read-your-writes)",
+            registry=registry,
+        ),
     )
     # Every series a dashboard or an alert reads exists from the start, at 0.
     for kind in FAILURE_KINDS:
@@ -160,6 +173,7 @@ def metrics() -> Metrics:
         known.connection_waiting.labels(engine)
         known.connection_wait.labels(engine)
         known.connections_opened.labels(engine)
+        known.reads.labels(engine)
     return known
 
 
