@@ -155,7 +155,7 @@ def metrics() -> Metrics:
         ),
         reads=Counter(
             "db_reads",
-            "Reads, by the engine that served them: a statement a Reader runs, a read-only session",
+            "Reads with a replica, by the engine that served them: a Reader's statement, a session",
             by_engine,
             registry=registry,
         ),

@@ -177,6 +177,10 @@ class ReplicaRouter:
         return await opener(self._primary, stack)
 
     def _count_primary_read(self, *, after_write: bool) -> None:
+        # Without a replica every read is the primary's: nothing to split, nothing counted (a
+        # counted value is a write to a shared file in multiprocess mode, on every read).
+        if self._replica is None:
+            return
         self._primary_reads.inc()
         if after_write:  # only the read-your-writes cookie sends a read to the primary by name
             self._reads_after_write.inc()
