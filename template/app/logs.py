@@ -155,7 +155,7 @@ class RequestLogMiddleware:
 
     def __init__(self, app: ASGIApp, *, observers: Sequence[RequestObserver] = ()) -> None:
         self.app = app
-        self.observers = tuple(observers)
+        self.observers = observers  # the app's list: one added after the app is made counts too
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
