@@ -2,7 +2,7 @@
 none of it needs --trust.
 
 Refusals go through pytest-copie's `copie` fixture, the conventional way to test a Copier
-template. Rendering elsewhere uses Copier's API (tests/helpers.py `render`): copie always passes
+template. Rendering elsewhere uses Copier's API (harness/render.py `render`): copie always passes
 `unsafe=True`, so it cannot show that the template needs no --trust, and it writes into a fresh
 directory per copy, where the update tests need a git repository they made themselves."""
 

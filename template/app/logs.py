@@ -27,7 +27,12 @@ _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*):[^\s@/]*@")
 _HANDLER_NAME = "app"
 UNMATCHED_ROUTE = "<unmatched>"  # the route of every path no route matched
-_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# A record's own attributes; and uvicorn's copy of its message with terminal colour codes.
+_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 request_logger = logging.getLogger("app.requests")

@@ -96,6 +96,17 @@ def test_log_lines_never_show_a_url_s_password(log_output: io.StringIO) -> None:
     assert redact("no url here") == "no url here"
 
 
+def test_json_lines_leave_out_uvicorn_s_colour_codes(log_output: io.StringIO) -> None:
+    coloured = "Started server process [\x1b[36m%d\x1b[0m]"
+    logging.getLogger("uvicorn.error").info(
+        "Started server process [%d]", 7, extra={"color_message": coloured}
+    )
+
+    (line,) = [line for line in json_lines(log_output) if line["logger"] == "uvicorn.error"]
+    assert line["message"] == "Started server process [7]"
+    assert "color_message" not in line
+
+
 def test_development_logs_are_readable_lines(settings: Settings) -> None:
     output = io.StringIO()
     configure_logging(settings.model_copy(update={"environment": "development"}), stream=output)
