@@ -115,7 +115,7 @@ def cost(workdir: Path, seconds: int, clients: int, rounds: int) -> Samples:
                         workdir / f"{name}.log",
                         database_url=postgres.url("bench", driver),
                         log_level="WARNING",
-                        prometheus_multiproc_dir=workdir / "metrics" / name,
+                        prometheus_multiproc_dir=str(workdir / "metrics" / name),
                         # Twelve services on one server (100 connections): 7 each at most,
                         # and a probe's.
                         db_pool_size="4",
