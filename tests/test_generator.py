@@ -34,18 +34,20 @@ EVERY_TYPE = [
     "price:decimal(10,3)",
     "ratio:decimal(2,2)=0.5",
     "made_on:date",
-    "made_at:datetime?",
+    "made_at:datetime?:index",
     "token:uuid:unique",
     "attributes:json",
     "extra:json?",
     "kind:enum(small|large|huge)=small",
     "shade:enum(red|blue)?",
-    "maker:fk(users)",
+    "maker:fk(users, cascade)",
     "reviewer_id:fk(users)?",
 ]
 VECTOR_FIELD = "embedding:vector(3)"
-# A second resource referencing the first and users, unique together with a foreign key.
-SECOND = ["gadget_part", "gadget:fk(gadgets)", "supplier:fk(users)?", "name:str(50)"]
+# A second resource, with integer ids, referencing the first (UUID ids) with each on delete and
+# users, unique together with a foreign key.
+SECOND = ["gadget_part", "gadget:fk(gadgets, cascade)", "spare_for:fk(gadgets, restrict)?"]
+SECOND += ["backup_for:fk(gadgets, set null)?", "supplier:fk(users)?", "name:str(50)"]
 SECOND += ["status:enum(ok|broken)", "--unique", "gadget,name"]
 
 
@@ -73,7 +75,7 @@ def test_generated_resources_are_clean_and_their_tests_pass(
     every_type = [*EVERY_TYPE, VECTOR_FIELD] if combination.use_pgvector else EVERY_TYPE
 
     written = new_resource(
-        run_in_project, project, "gadget", *every_type, "--unique", "made_on,kind"
+        run_in_project, project, "gadget", *every_type, "--unique", "made_on,kind", "--id", "uuid"
     )
     new_resource(run_in_project, project, *SECOND)
 
@@ -135,6 +137,10 @@ BAD_INPUT = {
     "name-twice": (["item", "code:int", "code:text"], "the name 'code' is used twice"),
     "unique-one-field": (["item", "code:int", "--unique", "code"], "two or more different"),
     "unique-unknown-field": (["item", "code:int", "--unique", "code,size"], "'size' is not one"),
+    "unknown-on-delete": (["item", "owner:fk(users, nothing)"], "on delete is one of cascade"),
+    "set-null-required": (["item", "owner:fk(users, set null)"], "set null needs an optional"),
+    "timestamp-column": (["item", "updated_at:datetime"], "is reserved"),
+    "unknown-id-type": (["item", "code:int", "--id", "text"], "argument --id: invalid choice"),
 }
 
 
@@ -194,6 +200,8 @@ def test_dry_run_prints_the_files_and_writes_nothing(
     assert "total: Mapped[Decimal] = mapped_column(Numeric(8, 2))" in output
     assert "--- tests/api/test_invoices.py\n" in output
     assert "router.include_router(invoices.router)" in output
+    assert '@router.patch("/{invoice_id}"' in output
+    assert "updated_at: Mapped[datetime]" in output
     assert "dry run: nothing was written" in output
     assert project_state(default_project) == before
 
@@ -258,3 +266,62 @@ def test_the_image_leaves_the_generator_out_and_says_so(
     output = new_resource(run_in_project, project, "invoice", "total:int", returncode=2)
 
     assert "the resource generator (scaffold/) is not here" in output
+
+
+def project_contents(project: Path) -> dict[str, bytes]:
+    """Every file of the project with its bytes (caches and the development server's data
+    aside)."""
+    ignored = {"__pycache__", ".mypy_cache", ".ruff_cache", ".devdb", ".venv"}
+    return {
+        str(path.relative_to(project)): path.read_bytes()
+        for path in project.rglob("*")
+        if path.is_file() and not ignored & set(path.relative_to(project).parts)
+    }
+
+
+def destroy_resource(
+    run_in_project: ProjectRunner, project: Path, *arguments: str, **kw: int
+) -> str:
+    return run_in_project(project, "app", "destroy", "resource", *arguments, **kw)
+
+
+def test_destroy_after_new_leaves_the_project_as_it_was(
+    rendered: RenderedProject, run_in_project: ProjectRunner, tmp_path: Path
+) -> None:
+    project = shutil.copytree(rendered(DEFAULT), tmp_path / "project")
+    before = project_contents(project)
+    new_resource(run_in_project, project, "gadget", "label:str(80):unique", "--id", "uuid")
+    new_resource(run_in_project, project, "gadget_part", "gadget:fk(gadgets, cascade)", "n:int")
+    new_resource(run_in_project, project, "widget", "name:text")
+
+    referred = destroy_resource(run_in_project, project, "gadget", returncode=2)
+    followed = destroy_resource(run_in_project, project, "gadget_part", returncode=2)
+    dry_run = destroy_resource(run_in_project, project, "widget", "--dry-run")
+    unchanged = project_contents(project)
+    for name in ("widget", "gadget_part", "gadget"):
+        destroy_resource(run_in_project, project, name)
+
+    assert "gadget_parts refer(s) to gadgets: destroy or change those first" in referred
+    assert "has later revisions" in followed
+    assert "would remove app/models/widget.py" in dry_run
+    assert "would edit app/api/resources.py" in dry_run
+    assert project_contents(project) == before
+    assert before != unchanged  # the refusals and the dry run removed nothing
+    assert {"app/models/gadget.py", "app/models/widget.py"} <= set(unchanged)
+
+
+def test_destroy_refuses_a_resource_whose_migration_is_applied(
+    rendered: RenderedProject, run_in_project: ProjectRunner, tmp_path: Path
+) -> None:
+    project = shutil.copytree(rendered(DEFAULT), tmp_path / "project")
+    new_resource(run_in_project, project, "widget", "name:text")
+    run_in_project(project, "alembic", "upgrade", "head")
+
+    applied = destroy_resource(run_in_project, project, "widget", returncode=2)
+    run_in_project(project, "alembic", "downgrade", "-1")
+    destroyed = destroy_resource(run_in_project, project, "widget")
+
+    assert "(create widgets) is applied to the configured database: downgrade it first" in applied
+    assert "nothing was removed" in applied
+    assert "removed app/models/widget.py" in destroyed
+    assert not (project / "app" / "models" / "widget.py").exists()

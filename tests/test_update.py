@@ -251,7 +251,7 @@ REGISTRATION_CHANGE = {
         ("answer 409 through app.api.errors.", "answer 409 (app.api.errors maps them).")
     ],
 }
-TEAM_STYLE = [('"$human not found"', '"no such $human"')]
+TEAM_STYLE = [('"${human} not found"', '"no such ${human}"')]
 
 
 @pytest.fixture(scope="module")
@@ -296,7 +296,7 @@ def test_generated_resources_survive_an_update_of_the_registration_area(
     assert 'tags=["users", "examples"]' in (project / "app" / "api" / "users.py").read_text()
     router_template = (project / "scaffold" / "templates" / "router.py.tmpl").read_text()
     assert "app.api.errors maps them" in router_template  # the release's
-    assert '"no such $human"' in router_template  # the team's
+    assert '"no such ${human}"' in router_template  # the team's
     run_in_project(project, "app", "new", "resource", "invoice", "number_text:str(20):unique")
     assert '"no such invoice"' in (project / "app" / "api" / "invoices.py").read_text()
     output = run_in_project(project, "pytest", "-q")

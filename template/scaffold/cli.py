@@ -17,19 +17,11 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util import rev_id
 from pydantic import BaseModel
-from sqlalchemy import Enum, Table
+from sqlalchemy import Enum, Table, Uuid
 
 from app.config import PROJECT_ROOT
 from app.db.base import Base
-from scaffold.render import (
-    Reference,
-    render_migration,
-    render_model,
-    render_router,
-    render_schema,
-    render_service,
-    render_tests,
-)
+from scaffold.render import Reference, render_files
 from scaffold.spec import Resource, SpecError, parse_resource
 
 USAGE_EXAMPLE = (
@@ -64,6 +56,12 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("fields", nargs="+", help="name:type[(args)][?][=default][:unique|:index]")
     command.add_argument("--unique", help="fields unique together, comma-separated: a,b")
     command.add_argument("--plural", help="the table's name when adding 's' is wrong")
+    command.add_argument(
+        "--id",
+        choices=["int", "uuid"],
+        default="int",
+        help="the primary key: a bigint identity (default) or a time-ordered UUIDv7",
+    )
     command.add_argument("--dry-run", action="store_true", help="print the files, write nothing")
     return command
 
@@ -129,7 +127,8 @@ def references(resource: Resource, known: dict[str, type], root: Path) -> dict[s
             creator = f"tests.api.test_{spec.target}.create_{singular}"
         if importlib.util.find_spec(module.replace("app.models.", "app.schemas.", 1)) is None:
             raise SpecError(f"field {spec.name!r}: no schema module for {model.__name__}")
-        found[spec.name] = Reference(spec.target, model.__name__, module, creator)
+        key_type = "uuid" if isinstance(primary_key[0].type, Uuid) else "int"
+        found[spec.name] = Reference(spec.target, model.__name__, module, creator, key_type)
     return found
 
 
@@ -148,12 +147,14 @@ def migration_head(root: Path) -> str | None:
 
 
 def formatted(path: Path, source: str, root: Path) -> str:
-    """The project's own ruff sorts the imports and wraps long lines, as it would on a save."""
+    """The project's own ruff sorts the imports, drops those a resource does not use (the
+    templates import what any resource may need) and wraps long lines, as on a save."""
     ruff = [sys.executable, "-m", "ruff"]
     stdin = ["--stdin-filename", str(path), "-"]
+    rules = "I" if path in (API_REGISTRY, MODEL_REGISTRY) else "I,F401"
     steps = [
         # The new modules do not exist yet: say which imports are the project's own.
-        ["check", "--fix-only", "--select", "I", "--config", FIRST_PARTY, *stdin],
+        ["check", "--fix-only", "--select", rules, "--config", FIRST_PARTY, *stdin],
         ["format", *stdin],
     ]
     for step in steps:
@@ -187,18 +188,22 @@ def planned_files(resource: Resource, root: Path, known: dict[str, type]) -> dic
     revision = rev_id()
     now = datetime.now(UTC)
     migration_name = f"{now:%Y%m%d_%H%M}_{revision}_create_{resource.plural}.py"
+    rendered = render_files(
+        resource,
+        found,
+        revision={
+            "revision": revision,
+            "down_revision": migration_head(root) or "",
+            "create_date": f"{now:%Y-%m-%d %H:%M:%S}",
+        },
+    )
     files = {
-        Path("app/models") / f"{resource.name}.py": render_model(resource, found),
-        Path("app/schemas") / f"{resource.name}.py": render_schema(resource, found),
-        Path("app/services") / f"{resource.plural}.py": render_service(resource),
-        Path("app/api") / f"{resource.plural}.py": render_router(resource),
-        Path("migrations/versions") / migration_name: render_migration(
-            resource,
-            revision=revision,
-            down_revision=migration_head(root),
-            create_date=f"{now:%Y-%m-%d %H:%M:%S}",
-        ),
-        Path("tests/api") / f"test_{resource.plural}.py": render_tests(resource, found),
+        Path("app/models") / f"{resource.name}.py": rendered["model"],
+        Path("app/schemas") / f"{resource.name}.py": rendered["schema"],
+        Path("app/services") / f"{resource.plural}.py": rendered["service"],
+        Path("app/api") / f"{resource.plural}.py": rendered["router"],
+        Path("migrations/versions") / migration_name: rendered["migration"],
+        Path("tests/api") / f"test_{resource.plural}.py": rendered["tests"],
     }
     for path in files:
         if (root / path).exists():
@@ -237,6 +242,7 @@ def generate(arguments: argparse.Namespace, root: Path) -> dict[Path, str]:
         plural=arguments.plural,
         existing_tables=frozenset(known),
         with_vector=declares_pgvector(root),
+        id_type=arguments.id,
     )
     check_names(resource)
     return planned_files(resource, root, known)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from scaffold.types import FIELD_TYPES
+
 FIELD_PATTERN = re.compile(
     r"^(?P<name>[^:]+):(?P<type>[a-z]+)(?:\((?P<arguments>[^)]*)\))?"
     r"(?P<optional>\?)?(?:=(?P<default>[^:]*))?(?P<modifiers>(?::[a-z]+)*)$"
@@ -18,16 +20,17 @@ RESERVED_SQL_WORDS = frozenset(
     if line.strip() and not line.startswith("#")
 )
 # Columns every generated model has, and names the generated code uses for itself.
-RESERVED_FIELD_NAMES = frozenset({"id", "created_at", "metadata", "registry"})
-TYPES_WITH_ARGUMENTS = {"str", "decimal", "enum", "fk", "vector"}
-SIMPLE_TYPES = {"text", "int", "bigint", "bool", "float", "date", "datetime", "uuid", "json"}
-TYPES_WITH_DEFAULTS = {"str", "text", "int", "bigint", "bool", "float", "decimal", "enum"}
-UNINDEXABLE = {"json", "vector"}  # they need a GIN / HNSW index chosen by hand
-LOW_CARDINALITY = {"bool", "enum"}
+RESERVED_FIELD_NAMES = frozenset({"id", "created_at", "updated_at", "metadata", "registry"})
+TYPES_WITH_ARGUMENTS = {name for name, kind in FIELD_TYPES.items() if kind.example}
+SIMPLE_TYPES = set(FIELD_TYPES) - TYPES_WITH_ARGUMENTS
+TYPES_WITH_DEFAULTS = {name for name, kind in FIELD_TYPES.items() if kind.default}
+UNINDEXABLE = {name for name, kind in FIELD_TYPES.items() if not kind.indexable}
+LOW_CARDINALITY = {name for name, kind in FIELD_TYPES.items() if kind.few_values}
 INT_BOUNDS = {"int": 2**31, "bigint": 2**63}
 MAX_VARCHAR = 10_485_760
 MAX_NUMERIC_PRECISION = 1000
 MAX_VECTOR_DIMENSIONS = 16_000
+ON_DELETE = ("cascade", "restrict", "set null")
 MAX_IDENTIFIER = 63  # PostgreSQL truncates longer identifiers, constraint names included
 
 
@@ -44,6 +47,7 @@ class Field:
     scale: int | None = None
     members: tuple[str, ...] = ()  # enum(a|b|c)
     target: str | None = None  # fk(table)
+    on_delete: str | None = None  # fk(table, cascade)
     dimensions: int | None = None  # vector(N)
     optional: bool = False
     default: str | None = None
@@ -58,6 +62,11 @@ class Field:
         return self.name
 
     @property
+    def deletes(self) -> str:
+        """What deleting the referenced row does: an optional key is set null unless told."""
+        return self.on_delete or ("set null" if self.optional else "restrict")
+
+    @property
     def relationship(self) -> str:
         return self.name.removesuffix("_id") if self.type == "fk" else self.name
 
@@ -68,6 +77,7 @@ class Resource:
     plural: str  # line_items: the table, the modules of services, routers and tests
     fields: tuple[Field, ...]
     unique_together: tuple[str, ...] = ()  # columns
+    id_type: str = "int"  # or "uuid": UUIDv7, made by app.db.ids.uuid7
     existing_tables: frozenset[str] = field(default=frozenset(), compare=False)
 
     @property
@@ -157,7 +167,7 @@ def parse_field(text: str, *, with_vector: bool) -> Field:
     check_name(name, "field name", in_sql=type_ != "fk" or name.endswith("_id"))
     if name in RESERVED_FIELD_NAMES:
         raise SpecError(
-            f"field name {name!r} is reserved: every generated model has id, created_at"
+            f"field name {name!r} is reserved: every generated model has id, created_at, updated_at"
         )
     known = TYPES_WITH_ARGUMENTS | SIMPLE_TYPES
     if type_ not in known:
@@ -165,9 +175,8 @@ def parse_field(text: str, *, with_vector: bool) -> Field:
             f"field {name!r}: unknown type {type_!r}; known: {', '.join(sorted(known))}"
         )
     if type_ in TYPES_WITH_ARGUMENTS and arguments is None:
-        example = {"str": "str(200)", "decimal": "decimal(12,2)", "enum": "enum(draft|published)"}
-        example |= {"fk": "fk(users)", "vector": "vector(384)"}
-        raise SpecError(f"field {name!r}: {type_} needs its arguments, e.g. {example[type_]}")
+        example = FIELD_TYPES[type_].example
+        raise SpecError(f"field {name!r}: {type_} needs its arguments, e.g. {example}")
     if type_ in SIMPLE_TYPES and arguments is not None:
         raise SpecError(f"field {name!r}: {type_} takes no arguments (got ({arguments}))")
     values: dict[str, object] = {}
@@ -195,8 +204,18 @@ def parse_field(text: str, *, with_vector: bool) -> Field:
             raise SpecError(f"field {name!r}: the enum lists a value twice")
         values["members"] = members
     elif type_ == "fk":
-        check_name(arguments, f"field {name!r}: the referenced table")
-        values["target"] = arguments
+        target, _, on_delete = (part.strip() for part in arguments.partition(","))
+        check_name(target, f"field {name!r}: the referenced table")
+        values["target"] = target
+        if on_delete:
+            if on_delete not in ON_DELETE:
+                raise SpecError(
+                    f"field {name!r}: on delete is one of {', '.join(ON_DELETE)} "
+                    f"(got {on_delete!r}), e.g. fk(users, cascade)"
+                )
+            if on_delete == "set null" and match["optional"] is None:
+                raise SpecError(f"field {name!r}: set null needs an optional key: fk(...)?")
+            values["on_delete"] = on_delete
     elif type_ == "vector":
         if not with_vector:
             raise SpecError(f"field {name!r}: vector needs pgvector, which this project lacks")
@@ -241,6 +260,7 @@ def parse_resource(
     plural: str | None = None,
     existing_tables: frozenset[str] = frozenset(),
     with_vector: bool = False,
+    id_type: str = "int",
 ) -> Resource:
     check_name(name, "resource name", in_sql=False)  # the table is named by the plural
     plural = plural or pluralize(name)
@@ -282,5 +302,6 @@ def parse_resource(
         plural=plural,
         fields=fields,
         unique_together=together,
+        id_type=id_type,
         existing_tables=existing_tables,
     )

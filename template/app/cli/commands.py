@@ -3,6 +3,7 @@
 
 import argparse
 import asyncio
+import importlib
 import sys
 from collections.abc import Callable
 
@@ -55,8 +56,17 @@ def embedded_psql() -> str | None:
 
 def new(options: argparse.Namespace) -> int:
     """`new resource ...`: the resource generator, a development tool the image leaves out."""
+    return scaffold("cli", options.arguments)
+
+
+def destroy(options: argparse.Namespace) -> int:
+    """`destroy resource NAME`: removes what `new resource` wrote."""
+    return scaffold("destroy", options.arguments)
+
+
+def scaffold(module: str, arguments: list[str]) -> int:
     try:
-        from scaffold.cli import main as generate
+        entry = importlib.import_module(f"scaffold.{module}")
     except ModuleNotFoundError as error:
         if error.name != "scaffold":
             raise
@@ -66,8 +76,8 @@ def new(options: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    arguments: list[str] = options.arguments
-    return generate(arguments)
+    status: int = entry.main(arguments)
+    return status
 
 
 def parser() -> argparse.ArgumentParser:
@@ -101,6 +111,11 @@ def parser() -> argparse.ArgumentParser:
     )
     generator.set_defaults(run=new, verbose=False)
     generator.add_argument("arguments", nargs=argparse.REMAINDER)
+    remover = each.add_parser(
+        "destroy", help="remove a generated resource (`destroy resource --help`)", add_help=False
+    )
+    remover.set_defaults(run=destroy, verbose=False)
+    remover.add_argument("arguments", nargs=argparse.REMAINDER)
     return commands
 
 

@@ -57,6 +57,23 @@ def _normalized_email(value: object) -> object:
     return value
 
 
+def _not_null(value: object) -> object:
+    if value is None:
+        raise ValueError("must not be null: send a value or leave the field out")
+    return value
+
+
+def sort_keys(value: str, allowed: tuple[str, ...]) -> str:
+    """A list's `sort`: keys among `allowed`, comma-separated, each with `-` for descending."""
+    unknown = [key for key in value.split(",") if key.removeprefix("-") not in allowed]
+    if unknown:
+        raise ValueError(
+            f"cannot sort by {', '.join(unknown)}: the keys are {', '.join(allowed)} "
+            "(indexed columns), each with - first for descending"
+        )
+    return value
+
+
 Text = Annotated[str, AfterValidator(_storable)]
 Name = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Email = Annotated[
@@ -70,3 +87,6 @@ Instant = Annotated[AwareDatetime, AfterValidator(_readable_as_utc)]  # a zone i
 Id = Annotated[int, Field(ge=1, le=ID_MAX)]
 Limit = Annotated[int, Field(ge=1, le=100)]
 Offset = Annotated[int, Field(ge=0, le=INT4_MAX)]
+# A PATCH field of a column that needs a value: left out (None, the unvalidated default) it
+# keeps its value; sent as null it is refused.
+NotNull = AfterValidator(_not_null)
