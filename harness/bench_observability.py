@@ -1,15 +1,23 @@
 """What metrics and traces cost: app CPU per request of the rendered service (opentelemetry=true,
-each driver) with metrics off, metrics on (the default), and tracing on with the sampler off, at
-0.1 and at 1.0 (spans sent to an OTLP/HTTP receiver in this process), all serving at once on one
-embedded PostgreSQL and loaded in turn by wrk, ROUNDS rounds in a rotating order; each ratio is
-the median of the rounds' (and their range). Prints one table.
+each driver) with metrics off, metrics on (the default), and tracing with the sampler off, with
+every request sampled out (yet instrumented), at 0.1 and at 1.0 (spans sent to an OTLP/HTTP
+receiver in this process), all serving at once on one embedded PostgreSQL, each with its own
+PROMETHEUS_MULTIPROC_DIR as the image runs it (every counted value is then a write to a
+shared-memory file). wrk loads them in turn, `--rounds` rounds; in a round a driver's six
+variants are measured one after another, in an order that rotates, so each ratio is taken
+between two runs seconds apart and the machine's drift cancels out. Prints one table (each
+ratio: the median of the rounds, and their range) and each compared row's ratios round by
+round, with whether the median meets its target.
 
-    python3 -m uv run python -m harness.bench_observability [--seconds 3] [--clients 32]
+    python3 -m uv run python -m harness.bench_observability [--seconds 3] [--clients 32] \\
+        [--rounds 6]
 """
 
 import argparse
 import contextlib
 import os
+import re
+import statistics
 import sys
 import tempfile
 import threading
@@ -31,12 +39,15 @@ VARIANTS: dict[str, dict[str, str]] = {
     METRICS_OFF: {"metrics_enabled": "false"},
     METRICS_ON: {},
     "tracing, sampler off": {"otel_traces_sampler": "always_off"},
+    # Every request sampled out, yet instrumented: what the other nine tenths pay at 0.1.
+    "tracing, all sampled out": {"otel_traces_sampler": "parentbased_always_off"},
     "tracing at 0.1": {"otel_traces_sampler": "traceidratio", "otel_traces_sampler_arg": "0.1"},
     "tracing at 1.0": {"otel_traces_sampler": "always_on"},
 }
 COMPARED = {
     METRICS_ON: (METRICS_OFF, "app CPU <= 1.05x"),
     "tracing, sampler off": (METRICS_ON, "app CPU <= 1.02x"),
+    "tracing, all sampled out": (METRICS_ON, "reported as it is"),
     "tracing at 0.1": (METRICS_ON, "app CPU <= 1.10x"),
     "tracing at 1.0": (METRICS_ON, "reported as it is"),
 }
@@ -77,11 +88,14 @@ def started(
     return services.enter_context(serve(project, python, log, **settings))
 
 
-def cost(workdir: Path, seconds: int, clients: int) -> list[Row]:
+Samples = dict[tuple[str, str], list[Sample]]
+
+
+def cost(workdir: Path, seconds: int, clients: int, rounds: int) -> Samples:
     postgres = Postgres(workdir)
     try:
         bench_database(workdir, postgres)  # the seeded database `bench`
-        samples: dict[tuple[str, str], list[Sample]] = {}
+        samples: Samples = {}
         with contextlib.ExitStack() as services:
             endpoint = services.enter_context(otlp_sink())
             running = {}
@@ -93,58 +107,102 @@ def cost(workdir: Path, seconds: int, clients: int) -> list[Row]:
                         if "otel_traces_sampler" in settings
                         else {}
                     )
+                    name = f"{driver}-{variant.replace(' ', '-').replace(',', '')}"
                     running[driver, variant] = started(
                         services,
                         project,
                         python,
-                        workdir / f"{driver}-{variant.replace(' ', '-')}.log",
+                        workdir / f"{name}.log",
                         database_url=postgres.url("bench", driver),
                         log_level="WARNING",
-                        # Ten services on one server (100 connections): 8 each at most.
+                        prometheus_multiproc_dir=str(workdir / "metrics" / name),
+                        # Twelve services on one server (100 connections): 7 each at most,
+                        # and a probe's.
                         db_pool_size="4",
-                        db_max_overflow="4",
+                        db_max_overflow="3",
                         **tracing,
                         **settings,
                     )
             for service in running.values():  # warm: connections open, statements planned
                 run_wrk(service.base_url + PATH, seconds=2, connections=clients)
-            names = list(running)
-            for turn in range(ROUNDS):
-                for name in names[turn % len(names) :] + names[: turn % len(names)]:
-                    service = running[name]
-                    sample = measure(
-                        service.base_url + PATH,
-                        service.process.pid,
-                        postgres,
-                        clients=clients,
-                        seconds=seconds,
-                    )
-                    samples.setdefault(name, []).append(sample)
+            drivers, variants = choices("db_driver"), list(VARIANTS)
+            for turn in range(rounds):
+                for driver in drivers[turn % 2 :] + drivers[: turn % 2]:
+                    shift = turn % len(variants)
+                    for variant in variants[shift:] + variants[:shift]:
+                        service = running[driver, variant]
+                        sample = measure(
+                            service.base_url + PATH,
+                            service.process.pid,
+                            postgres,
+                            clients=clients,
+                            seconds=seconds,
+                        )
+                        samples.setdefault((driver, variant), []).append(sample)
     finally:
         postgres.close()
-    rows = []
+    return samples
+
+
+def app_cpu_ratios(runs: list[Sample], baseline: list[Sample]) -> list[float]:
+    """App CPU per request of each round's run over its baseline's in the same round."""
+    return [
+        run.per_request_us(run.app_cpu) / base.per_request_us(base.app_cpu)
+        for run, base in zip(runs, baseline, strict=True)
+    ]
+
+
+def limit(target: str) -> float | None:
+    """The ratio a target allows ("app CPU <= 1.05x": 1.05), None for one reported as it is."""
+    found = re.search(r"<= ([0-9.]+)x", target)
+    return float(found.group(1)) if found else None
+
+
+def rows(samples: Samples, clients: int) -> list[Row]:
+    table_rows = []
     for (driver, variant), runs in samples.items():
         case = f"{driver} GET {PATH}, {clients} clients, {variant}"
         result = Sample.combined(runs)
         if variant not in COMPARED:
-            rows.append(Row("observability", case, result.summary()))
+            table_rows.append(Row("observability", case, result.summary()))
             continue
         baseline, target = COMPARED[variant]
         base = samples[driver, baseline]
-        rows.append(
+        table_rows.append(
             Row("observability", case, result.summary(), baseline, against(runs, base), target)
         )
-    return rows
+    return table_rows
+
+
+def round_by_round(samples: Samples) -> str:
+    """Each compared variant's app CPU ratios, round by round, and the median against its target."""
+    lines = ["", "App CPU per request over the baseline's, round by round:", ""]
+    for (driver, variant), runs in samples.items():
+        if variant not in COMPARED:
+            continue
+        baseline, target = COMPARED[variant]
+        ratios = app_cpu_ratios(runs, samples[driver, baseline])
+        median = statistics.median(ratios)
+        allowed = limit(target)
+        verdict = "" if allowed is None else (" met" if median <= allowed else " NOT met")
+        figures = " ".join(f"{ratio:.3f}" for ratio in ratios)
+        lines.append(
+            f"- {driver}, {variant} / {baseline}: {figures}; median {median:.3f} "
+            f"(target {target}{verdict})"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m harness.bench_observability")
     parser.add_argument("--seconds", type=int, default=3, help="wrk duration per measurement")
     parser.add_argument("--clients", type=int, default=32, help="wrk connections")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="measurements of each")
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-observability-") as scratch:
-        rows = cost(Path(scratch), arguments.seconds, arguments.clients)
-    print(table(rows), file=sys.stdout)
+        samples = cost(Path(scratch), arguments.seconds, arguments.clients, arguments.rounds)
+    print(table(rows(samples, arguments.clients)), file=sys.stdout)
+    print(round_by_round(samples), file=sys.stdout)
 
 
 if __name__ == "__main__":

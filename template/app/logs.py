@@ -1,7 +1,7 @@
 """Logging: one configuration for every logger (the app's, uvicorn's, SQLAlchemy's), JSON lines
 in production and readable lines elsewhere, each carrying the request id of the request it
 belongs to (and its trace and span ids when traced); and the middleware that gives requests
-their id and logs one line each."""
+their id, logs one line each and tells the metrics (app.metrics.HttpMetrics) of them."""
 
 import json
 import logging
@@ -9,10 +9,10 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +26,7 @@ _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # user:password@ in any URL, whatever printed it (a driver's error, a library's repr).
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*):[^\s@/]*@")
 _HANDLER_NAME = "app"
+UNMATCHED_ROUTE = "<unmatched>"  # the route of every path no route matched
 # A record's own attributes; and uvicorn's copy of its message with terminal colour codes.
 _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {
     "message",
@@ -141,13 +142,25 @@ def _accepted_request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+class RequestObserver(Protocol):
+    """Told of each request RequestLogMiddleware serves, when it starts and once answered (its
+    route template, status and duration): app.metrics.HttpMetrics counts and times them."""
+
+    def started(self) -> None: ...
+
+    def finished(self, method: str, route: str, status: int, seconds: float) -> None: ...
+
+
 class RequestLogMiddleware:
     """Gives each request an id (the client's `X-Request-ID` when valid, else a new one),
     returns it in the response header, and logs one line per request with the route's path
-    template, never the raw path or query string. Pure ASGI: streams pass through."""
+    template, never the raw path or query string; tells `observers` of each request. The one
+    middleware that watches every response (a wrapper of `send` on each request costs CPU).
+    Pure ASGI: streams pass through."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, observers: Sequence[RequestObserver] = ()) -> None:
         self.app = app
+        self.observers = observers  # the app's list: one added after the app is made counts too
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -165,20 +178,25 @@ class RequestLogMiddleware:
                 MutableHeaders(scope=message).append(REQUEST_ID_HEADER, identifier)
             await send(message)
 
+        for observer in self.observers:
+            observer.started()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None) or "<unmatched>"
-            duration_ms = round((time.perf_counter() - started) * 1000, 1)
+            seconds = time.perf_counter() - started
+            method = scope["method"]
+            path = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+            for observer in self.observers:
+                observer.finished(method, path, status, seconds)
+            duration_ms = round(seconds * 1000, 1)
             request_logger.info(
                 "%s %s %s %.1fms",
-                scope["method"],
+                method,
                 path,
                 status,
                 duration_ms,
                 extra={
-                    "method": scope["method"],
+                    "method": method,
                     "path": path,
                     "status": status,
                     "duration_ms": duration_ms,

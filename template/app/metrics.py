@@ -1,12 +1,11 @@
 """Prometheus metrics: what the service counts (requests, the pool and its queue, mapped
-failures), the middleware that counts requests, and GET /metrics.
+failures), what counts requests (told of each by app.logs.RequestLogMiddleware), and GET /metrics.
 
 With several worker processes (WEB_CONCURRENCY > 1) every worker writes its values to files in
 PROMETHEUS_MULTIPROC_DIR (the image sets it) and a scrape, whichever worker answers it, adds up
 the files of all of them: one scrape reports the whole container."""
 
 import os
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -27,18 +26,18 @@ from prometheus_client import (
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings
+from app.logs import RequestObserver
 
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 # Request durations of an API: a read by id takes a few milliseconds, DB_POOL_TIMEOUT and
 # DB_STATEMENT_TIMEOUT end the slowest at seconds.
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-# Labels take bounded values only: any other method is "other", any unmatched path one label.
+# Labels take bounded values only: any other method is "other", any unmatched path one label
+# (app.logs.UNMATCHED_ROUTE).
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-UNMATCHED_ROUTE = "<unmatched>"
 TOO_MANY_CONNECTIONS = "53300"  # the SQLSTATE
 FAILURE_KINDS = ("unavailable", "statement_timeout", "too_many_connections", "pool_timeout")
 ENGINES = ("primary", "replica")
@@ -59,6 +58,8 @@ class Metrics:
     failures: Counter
     replica_configured: Gauge
     replica_in_use: Gauge
+    reads: Counter
+    reads_after_write: Counter
 
 
 def multiprocess_directory() -> Path | None:
@@ -152,6 +153,17 @@ def metrics() -> Metrics:
             registry=registry,
             multiprocess_mode="livemostrecent",
         ),
+        reads=Counter(
+            "db_reads",
+            "Reads with a replica, by the engine that served them: a Reader's statement, a session",
+            by_engine,
+            registry=registry,
+        ),
+        reads_after_write=Counter(
+            "db_reads_after_write",
+            "Reads sent to the primary because their client had just written (read-your-writes)",
+            registry=registry,
+        ),
     )
     # Every series a dashboard or an alert reads exists from the start, at 0.
     for kind in FAILURE_KINDS:
@@ -160,6 +172,7 @@ def metrics() -> Metrics:
         known.connection_waiting.labels(engine)
         known.connection_wait.labels(engine)
         known.connections_opened.labels(engine)
+        known.reads.labels(engine)
     return known
 
 
@@ -242,43 +255,40 @@ def count_unavailable(reason: str) -> None:
     count_failure("too_many_connections" if TOO_MANY_CONNECTIONS in reason else "unavailable")
 
 
-class HttpMetricsMiddleware:
+class HttpMetrics:
     """Counts requests by method, route template and status, times them, and counts those in
-    flight. Pure ASGI: streams pass through."""
+    flight; app.logs.RequestLogMiddleware tells it of each request."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self) -> None:
         self.metrics = metrics()
+        self.in_flight = self.metrics.requests_in_flight
+        # The labelled series of each (method, route, status) seen, resolved once: `labels()`
+        # on every request would build and look up its label values each time. Bounded as the
+        # labels are.
+        self.series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
+    def started(self) -> None:
+        self.in_flight.inc()
 
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        self.metrics.requests_in_flight.inc()
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            self.metrics.requests_in_flight.dec()
-            method = scope["method"] if scope["method"] in METHODS else "other"
-            route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            elapsed = time.perf_counter() - started
-            self.metrics.request_duration.labels(method, route).observe(elapsed)
+    def finished(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.in_flight.dec()
+        if method not in METHODS:
+            method = "other"
+        series = self.series.get((method, route, status))
+        if series is None:
+            series = self.series[method, route, status] = (
+                self.metrics.requests.labels(method, route, str(status)),
+                self.metrics.request_duration.labels(method, route),
+            )
+        count, duration = series
+        count.inc()
+        duration.observe(seconds)
 
 
-def add_metrics(app: FastAPI, settings: Settings) -> None:
-    """GET /metrics (left out of the API's schema) and the request metrics, unless
-    METRICS_ENABLED is false."""
+def add_metrics(app: FastAPI, settings: Settings) -> list[RequestObserver]:
+    """GET /metrics (left out of the API's schema), and what counts the requests, for
+    app.logs.RequestLogMiddleware; neither when METRICS_ENABLED is false."""
     if not settings.metrics_enabled:
-        return
-    app.add_middleware(HttpMetricsMiddleware)
+        return []
     app.add_api_route("/metrics", serve_metrics, methods=["GET"], include_in_schema=False)
+    return [HttpMetrics()]

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.db.reads import Reader, refuse_to_write_statement
 from app.db.session import PROBE_SECONDS, ConnectionQueue
+from app.metrics import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,11 @@ class ReplicaRouter:
         )
         self._retry_after = settings.db_replica_retry_after
         self._replica_down_until = 0.0
+        # Resolved once: counting a read is then one increment, not a lookup by label.
+        known = metrics()
+        self._primary_reads = known.reads.labels("primary")
+        self._replica_reads = known.reads.labels("replica")
+        self._reads_after_write = known.reads_after_write
         # Behind PgBouncer reads stay in a transaction (see read_engine): SQLAlchemy runs them all.
         direct = not settings.db_pgbouncer
         self.reader = Reader(self.connect, direct=direct)
@@ -126,6 +132,7 @@ class ReplicaRouter:
     async def connect(self, *, primary: bool = False) -> AsyncIterator[AsyncConnection]:
         """A pooled connection of the replica, or of the primary (see `_open`), for one read."""
         if primary or not self.replica_in_use:  # the common case, kept short: it is every read
+            self._count_primary_read(after_write=primary)
             async with self._primary.queue.turn():
                 connection = await self._primary.engine.connect().start()
                 try:
@@ -163,6 +170,17 @@ class ReplicaRouter:
                 self._mark_replica_down(type(error).__name__)
             else:
                 stack.push_async_exit(attempt)
+                self._replica_reads.inc()
                 return opened
+        self._count_primary_read(after_write=primary)
         await stack.enter_async_context(self._primary.queue.turn())
         return await opener(self._primary, stack)
+
+    def _count_primary_read(self, *, after_write: bool) -> None:
+        # Without a replica every read is the primary's: nothing to split, nothing counted (a
+        # counted value is a write to a shared file in multiprocess mode, on every read).
+        if self._replica is None:
+            return
+        self._primary_reads.inc()
+        if after_write:  # only the read-your-writes cookie sends a read to the primary by name
+            self._reads_after_write.inc()
