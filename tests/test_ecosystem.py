@@ -166,13 +166,18 @@ def test_every_dockerfile_passes_hadolint(rendered: RenderedProject) -> None:
 
 @per_driver
 def test_the_suite_meets_its_coverage_threshold(
-    combination: Combination, rendered: RenderedProject, run_in_project: ProjectRunner
+    combination: Combination,
+    rendered: RenderedProject,
+    run_in_project: ProjectRunner,
+    tmp_path: Path,
 ) -> None:
     project = rendered(combination)
     threshold = re.search(r"^fail_under = (\d+)", (project / "pyproject.toml").read_text(), re.M)
     assert threshold
 
-    output = run_in_project(project, "pytest", "-q", "--cov")
+    # The data file outside the project: other tests read the same rendered project's files.
+    data_file = str(tmp_path / ".coverage")
+    output = run_in_project(project, "pytest", "-q", "--cov", COVERAGE_FILE=data_file)
 
     assert f"Required test coverage of {threshold.group(1)}.0% reached" in output
 
