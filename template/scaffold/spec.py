@@ -4,7 +4,8 @@ import keyword
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
+
+from sqlalchemy.dialects import postgresql
 
 from scaffold.types import FIELD_TYPES
 
@@ -13,12 +14,15 @@ FIELD_PATTERN = re.compile(
     r"(?P<optional>\?)?(?:=(?P<default>[^:]*))?(?P<modifiers>(?::[a-z]+)*)$"
 )
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
-# Written unquoted in SQL by hand and by tools, these break queries as table or column names.
-RESERVED_SQL_WORDS = frozenset(
-    line.strip()
-    for line in (Path(__file__).parent / "reserved_sql_words.txt").read_text().splitlines()
-    if line.strip() and not line.startswith("#")
-)
+# Written unquoted in SQL by hand and by tools, these break queries as table or column names:
+# the words SQLAlchemy quotes for PostgreSQL, and the key words PostgreSQL reserves it lacks.
+RESERVED_SQL_WORDS = frozenset(postgresql.dialect().identifier_preparer.reserved_words) | {
+    "collation",
+    "concurrently",
+    "lateral",
+    "system_user",
+    "tablesample",
+}
 # Columns every generated model has, and names the generated code uses for itself.
 RESERVED_FIELD_NAMES = frozenset({"id", "created_at", "updated_at", "metadata", "registry"})
 TYPES_WITH_ARGUMENTS = {name for name, kind in FIELD_TYPES.items() if kind.example}
