@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql.base import RESERVED_WORDS
 
 from scaffold.types import FIELD_TYPES
 
@@ -16,7 +16,7 @@ FIELD_PATTERN = re.compile(
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 # Written unquoted in SQL by hand and by tools, these break queries as table or column names:
 # the words SQLAlchemy quotes for PostgreSQL, and the key words PostgreSQL reserves it lacks.
-RESERVED_SQL_WORDS = frozenset(postgresql.dialect().identifier_preparer.reserved_words) | {
+RESERVED_SQL_WORDS = frozenset(RESERVED_WORDS) | {
     "collation",
     "concurrently",
     "lateral",

@@ -18,8 +18,7 @@ router = APIRouter(tags=["posts"])
 
 @router.post("/users/{user_id}/posts", status_code=status.HTTP_201_CREATED, responses={404: {}})
 async def create_post(author: UserDep, data: PostCreate, session: SessionDep) -> PostRead:
-    post = await posts.create_post(session=session, author=author, data=data)
-    return PostRead.model_validate(post)
+    return await posts.create_post(session=session, author=author, data=data)
 
 
 @router.get("/users/{user_id}/posts", responses={404: {}})
