@@ -7,9 +7,10 @@ container becomes ready. The default version does so with both drivers. 3.12 has
 Debian suite packages it): it runs on an interpreter of the machine where there is one
 (tests/test_combinations.py). The default version's images are built once per run by
 tests/docker_images.py and run by the compose and Kubernetes tests, so they are not built again
-here; the machine's own version also runs the 16 combinations on the machine. A project that
-answered 3.11 updates to this release. Each version and driver is an xdist group: they run in
-parallel, and each image is built once per run. Timings print with `pytest -s`.
+here; the machine's own version runs the 16 combinations on the machine, and its image is not
+built. A project that answered
+3.11 updates to this release. Each version and driver is an xdist group: they run in parallel,
+and each image is built once per run. Timings print with `pytest -s`.
 """
 
 import subprocess
@@ -29,7 +30,7 @@ import yaml
 from packaging.requirements import Requirement
 from uv import find_uv_bin
 
-from harness.answers import COPIER_YML, DRIVERS, choices
+from harness.answers import COPIER_YML, DRIVERS, choices, machine_python
 from harness.commands import ProjectRunner, run
 from harness.paths import ROOT
 from harness.pythons import uv_in_image
@@ -50,8 +51,13 @@ IN_IMAGE = [
     for driver in (DRIVERS if version == DEFAULT_VERSION else [DEFAULT_DRIVER])
 ]
 # The default version's images are tests/docker_images.py's, built once per run for the compose
-# and Kubernetes tests (tests/test_docker.py checks their Python).
-BUILT = [(version, driver) for version, driver in IN_IMAGE if version != DEFAULT_VERSION]
+# and Kubernetes tests (tests/test_docker.py checks their Python); the machine's version runs on
+# the machine (tests/test_combinations.py).
+BUILT = [
+    (version, driver)
+    for version, driver in IN_IMAGE
+    if version not in (DEFAULT_VERSION, machine_python())
+]
 # Release 0.2.0, the last offering 3.11 to 3.13 with 3.11 the default.
 PREVIOUS_RELEASE = "56435d894e4c26efad9c15c6c50348f820faafef"
 DEADLINE = 240  # seconds any one wait may take
