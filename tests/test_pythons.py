@@ -5,10 +5,8 @@ default project inside that image, from its own uv.lock (`uv sync --locked`): ru
 mypy --strict and the generated suite; and the project's image builds on that base and its
 container becomes ready. The default version does so with both drivers. 3.12 has no image (no
 Debian suite packages it): it runs on an interpreter of the machine where there is one
-(tests/test_combinations.py). The default version's images are built once per run by
-tests/docker_images.py and run by the compose and Kubernetes tests, so they are not built again
-here; the machine's own version runs the 16 combinations on the machine, and its image is not
-built. A project that answered
+(tests/test_combinations.py). The machine's own version runs the 16 combinations on the machine
+and its image is tests/test_docker.py's, so only its suite runs here. A project that answered
 3.11 updates to this release. Each version and driver is an xdist group: they run in parallel,
 and each image is built once per run. Timings print with `pytest -s`.
 """
@@ -50,14 +48,7 @@ IN_IMAGE = [
     if version not in WITHOUT_IMAGE
     for driver in (DRIVERS if version == DEFAULT_VERSION else [DEFAULT_DRIVER])
 ]
-# The default version's images are tests/docker_images.py's, built once per run for the compose
-# and Kubernetes tests (tests/test_docker.py checks their Python); the machine's version runs on
-# the machine (tests/test_combinations.py).
-BUILT = [
-    (version, driver)
-    for version, driver in IN_IMAGE
-    if version not in (DEFAULT_VERSION, machine_python())
-]
+BUILT = [(version, driver) for version, driver in IN_IMAGE if version != machine_python()]
 # Release 0.2.0, the last offering 3.11 to 3.13 with 3.11 the default.
 PREVIOUS_RELEASE = "56435d894e4c26efad9c15c6c50348f820faafef"
 DEADLINE = 240  # seconds any one wait may take
