@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.answers import DRIVERS
+from harness.answers import DRIVERS, machine_python
 from harness.commands import run
 from harness.service import EVENT_LOOP, KEEP_ALIVE_SECONDS, free_port
 from tests.docker_images import DEADLINE, Image, docker
@@ -281,14 +281,18 @@ def psql(deployment: Deployment, sql: str) -> str:
 # ─── The checks, in the order a first deployment meets them ─────────────────────────────────
 def test_image_has_no_uv_runs_as_non_root_with_bytecode(deployment: Deployment) -> None:
     script = (
-        "import os, shutil, importlib.util, app.main, sqlalchemy;"
-        "print(os.getuid(), shutil.which('uv'), os.path.exists('/root/.cache/uv'),"
+        "import os, platform, shutil, importlib.util, app.main, sqlalchemy;"
+        "print(platform.python_version(), os.getuid(), shutil.which('uv'),"
+        "os.path.exists('/root/.cache/uv'),"
         "os.path.exists(importlib.util.cache_from_source(app.main.__file__)),"
         "os.path.exists(importlib.util.cache_from_source(sqlalchemy.__file__)))"
     )
     output = docker("run", "--rm", deployment.image, "python", "-c", script)
 
-    uid, uv, uv_cache, app_bytecode, venv_bytecode = output.split()
+    python, uid, uv, uv_cache, app_bytecode, venv_bytecode = output.split()
+    # Rendered projects answer the machine's python_version (harness.answers.BASE_ANSWERS):
+    # this image is that version's; tests/test_pythons.py builds the other versions' images.
+    assert python.startswith(f"{machine_python()}."), python
     assert uid != "0"
     assert (uv, uv_cache) == ("None", "False")
     assert (app_bytecode, venv_bytecode) == ("True", "True")
