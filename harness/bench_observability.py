@@ -29,7 +29,17 @@ from pathlib import Path
 from typing import Any
 
 from harness.answers import choices
-from harness.benchmarks import ROUNDS, Row, Sample, against, bench_database, measure, table
+from harness.benchmarks import (
+    ROUNDS,
+    Row,
+    Sample,
+    against,
+    app_cpu_per_request,
+    bench_database,
+    measure,
+    round_ratios,
+    table,
+)
 from harness.paths import ROOT
 from harness.service import Postgres, Running, prepare, run_wrk, serve
 
@@ -102,11 +112,13 @@ def cost(workdir: Path, seconds: int, clients: int, rounds: int) -> Samples:
     postgres = Postgres(workdir)
     try:
         bench_database(workdir, postgres)  # the seeded database `bench`
-        samples: Samples = {}
+        drivers = choices("db_driver")
+        # Filled round by round; reported in the order of VARIANTS, whatever order rounds drew.
+        samples: Samples = {(driver, variant): [] for driver in drivers for variant in VARIANTS}
         with contextlib.ExitStack() as services:
             endpoint = services.enter_context(otlp_sink())
             running = {}
-            for driver in choices("db_driver"):
+            for driver in drivers:
                 project, python = prepare(workdir / "traced", db_driver=driver, opentelemetry=True)
                 for variant, settings in VARIANTS.items():
                     tracing = (
@@ -132,9 +144,10 @@ def cost(workdir: Path, seconds: int, clients: int, rounds: int) -> Samples:
                     )
             for service in running.values():  # warm: connections open, statements planned
                 run_wrk(service.base_url + PATH, seconds=2, connections=clients)
-            drivers, variants = choices("db_driver"), list(VARIANTS)
+            variants = list(VARIANTS)
             for turn in range(rounds):
-                for driver in drivers[turn % 2 :] + drivers[: turn % 2]:
+                first = turn % len(drivers)
+                for driver in drivers[first:] + drivers[:first]:
                     # A new order each round: a rotation kept which variant ran just before
                     # which, and two identical services then measured 3-4% apart.
                     for variant in random.Random(turn).sample(variants, len(variants)):
@@ -146,24 +159,10 @@ def cost(workdir: Path, seconds: int, clients: int, rounds: int) -> Samples:
                             clients=clients,
                             seconds=seconds,
                         )
-                        samples.setdefault((driver, variant), []).append(sample)
+                        samples[driver, variant].append(sample)
     finally:
         postgres.close()
-    # Reported in the order of VARIANTS, whatever order the rounds drew.
-    return {
-        (driver, variant): samples[driver, variant]
-        for driver, variant in sorted(
-            samples, key=lambda key: (key[0], list(VARIANTS).index(key[1]))
-        )
-    }
-
-
-def app_cpu_ratios(runs: list[Sample], baseline: list[Sample]) -> list[float]:
-    """App CPU per request of each round's run over its baseline's in the same round."""
-    return [
-        run.per_request_us(run.app_cpu) / base.per_request_us(base.app_cpu)
-        for run, base in zip(runs, baseline, strict=True)
-    ]
+    return samples
 
 
 def limit(target: str) -> float | None:
@@ -195,7 +194,7 @@ def round_by_round(samples: Samples) -> str:
         if variant not in COMPARED:
             continue
         baseline, target = COMPARED[variant]
-        ratios = app_cpu_ratios(runs, samples[driver, baseline])
+        ratios = round_ratios(runs, samples[driver, baseline], app_cpu_per_request)
         median = statistics.median(ratios)
         allowed = limit(target)
         verdict = "" if allowed is None else (" met" if median <= allowed else " NOT met")

@@ -392,21 +392,31 @@ def compared(benchmark: str, loads: dict[str, Load], samples: Samples) -> list[R
     return rows
 
 
+def round_ratios(
+    runs: list[Sample], baseline: list[Sample], figure: Callable[[Sample], float]
+) -> list[float]:
+    """`figure` of each round's run over its baseline's in the same round."""
+    return [figure(run) / figure(base) for run, base in zip(runs, baseline, strict=True)]
+
+
+def app_cpu_per_request(sample: Sample) -> float:
+    return sample.per_request_us(sample.app_cpu)
+
+
 def against(runs: list[Sample], baseline: list[Sample]) -> str:
     """Throughput and CPU per request of `runs` over `baseline`'s, round by round: the median of
     the rounds, and their range. Each pair is measured 5-15 s apart, so the machine's speed,
     which can drift by half within a minute here, cancels out."""
-    pairs = list(zip(runs, baseline, strict=True))
 
     def spread(figure: Callable[[Sample], float], digits: int) -> str:
-        ratios = [figure(run) / figure(base) for run, base in pairs]
+        ratios = round_ratios(runs, baseline, figure)
         median, low, high = (
             f"{value:.{digits}f}" for value in (statistics.median(ratios), min(ratios), max(ratios))
         )
         return f"{median} ({low}-{high})"
 
     rate = spread(lambda sample: sample.rate, 2)
-    app = spread(lambda sample: sample.per_request_us(sample.app_cpu), 1)
+    app = spread(app_cpu_per_request, 1)
     postgres = spread(lambda sample: sample.per_request_us(sample.postgres_cpu), 1)
     return f"{rate}; app CPU x {app}, PostgreSQL CPU x {postgres}"
 
