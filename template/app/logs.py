@@ -143,10 +143,11 @@ def _accepted_request_id(scope: Scope) -> str:
 
 
 class RequestObserver(Protocol):
-    """Told of each request RequestLogMiddleware serves, when it starts and once answered (its
-    route template, status and duration): app.metrics.HttpMetrics counts and times them."""
+    """Told of each request RequestLogMiddleware serves, when it starts (its scope; the request
+    id is set) and once answered and logged (its route template, status and duration):
+    app.metrics.HttpMetrics counts and times them, app.telemetry's spans trace them."""
 
-    def started(self) -> None: ...
+    def started(self, scope: Scope) -> None: ...
 
     def finished(self, method: str, route: str, status: int, seconds: float) -> None: ...
 
@@ -179,15 +180,13 @@ class RequestLogMiddleware:
             await send(message)
 
         for observer in self.observers:
-            observer.started()
+            observer.started(scope)
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - started
             method = scope["method"]
             path = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
-            for observer in self.observers:
-                observer.finished(method, path, status, seconds)
             duration_ms = round(seconds * 1000, 1)
             request_logger.info(
                 "%s %s %s %.1fms",
@@ -202,4 +201,7 @@ class RequestLogMiddleware:
                     "duration_ms": duration_ms,
                 },
             )
+            # After the line: a span an observer ends is current while it is written.
+            for observer in self.observers:
+                observer.finished(method, path, status, seconds)
             request_id.reset(token)

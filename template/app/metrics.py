@@ -26,6 +26,7 @@ from prometheus_client import (
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
+from starlette.types import Scope
 
 from app.config import Settings
 from app.logs import RequestObserver
@@ -267,7 +268,7 @@ class HttpMetrics:
         # labels are.
         self.series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
-    def started(self) -> None:
+    def started(self, scope: Scope) -> None:
         self.in_flight.inc()
 
     def finished(self, method: str, route: str, status: int, seconds: float) -> None:
