@@ -1,5 +1,5 @@
-"""Dependencies shared by the routers, as `Annotated` aliases: the unit of work, the reads, and
-the entities they load."""
+"""Dependencies shared by the routers, as `Annotated` aliases: the unit of work, the writes of
+one statement, the reads, and the entities they load."""
 
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -8,7 +8,7 @@ from fastapi import Depends, HTTPException, Path, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.api.read_your_writes import wants_primary
-from app.db.reads import Reader
+from app.db.reads import Reader, Writer
 from app.db.replicas import ReplicaRouter
 from app.db.session import ConnectionQueue, session_scope
 from app.models import User
@@ -35,6 +35,15 @@ async def get_db(
         request.state.wrote = True  # ReadYourWrites tells the client to read the primary
 
 
+async def get_writer(request: Request) -> AsyncIterator[Writer]:
+    """Writes of one statement each, on the primary, each stored when it returns. Depend on it
+    with scope="function" (WriterDep): a handler that wrote then tells ReadYourWrites so before
+    the response is sent; one that failed (a 409, a 404) did not write."""
+    router: ReplicaRouter = request.app.state.replica_router
+    yield router.writer
+    request.state.wrote = True
+
+
 async def get_reader(request: Request) -> Reader:
     """Reads that need rows, not objects: on the replica when one is configured, except for a
     client that has just written."""
@@ -50,9 +59,13 @@ async def get_read_db(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-# The unit of work, for handlers that write or need one snapshot across statements.
-# scope="function" ends it (commit or rollback) before the response is sent.
+# The unit of work, for handlers whose writes must be stored together, or that write after
+# reading, or need one snapshot across statements. scope="function" ends it (commit or
+# rollback) before the response is sent.
 SessionDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
+# For handlers whose write is one statement (an INSERT, UPDATE or DELETE with RETURNING): it is
+# its own transaction, with no BEGIN/COMMIT round trips and no session. The lean write path.
+WriterDep = Annotated[Writer, Depends(get_writer, scope="function")]
 # For handlers that only read: each statement on its own (no BEGIN/COMMIT round trips), on the
 # replica when one is configured. Rows validated into response schemas: the lean path.
 ReaderDep = Annotated[Reader, Depends(get_reader)]

@@ -1,6 +1,6 @@
 from fastapi import APIRouter, HTTPException, status
 
-from app.api.deps import USER_NOT_FOUND, ReaderDep, ReadUserDep, ResourceId, SessionDep
+from app.api.deps import USER_NOT_FOUND, ReaderDep, ReadUserDep, ResourceId, WriterDep
 from app.schemas.fields import Limit, Offset
 from app.schemas.page import Page
 from app.schemas.user import UserCreate, UserRead
@@ -10,9 +10,9 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses={409: {}})
-async def create_user(data: UserCreate, session: SessionDep) -> UserRead:
+async def create_user(data: UserCreate, writer: WriterDep) -> UserRead:
     try:
-        return await users.create_user(session=session, data=data)
+        return await users.create_user(writer=writer, data=data)
     except users.EmailAlreadyRegisteredError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
 
@@ -28,9 +28,9 @@ async def get_user(user: ReadUserDep) -> UserRead:
 
 
 @router.put("/{user_id}", responses={404: {}, 409: {}})
-async def replace_user(user_id: ResourceId, data: UserCreate, session: SessionDep) -> UserRead:
+async def replace_user(user_id: ResourceId, data: UserCreate, writer: WriterDep) -> UserRead:
     try:
-        user = await users.update_user(session=session, user_id=user_id, data=data)
+        user = await users.update_user(writer=writer, user_id=user_id, data=data)
     except users.EmailAlreadyRegisteredError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
     if user is None:

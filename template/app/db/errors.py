@@ -74,10 +74,11 @@ def replace_connections_with_stale_plans(engine: AsyncEngine) -> None:
             context.is_disconnect = True
 
 
-def violated_constraint(error: DBAPIError) -> str | None:
-    """The name of the constraint an integrity error violated: asyncpg and psycopg report it
-    in different places."""
-    driver_error = error.driver_exception
+def violated_constraint(error: BaseException) -> str | None:
+    """The name of the constraint an integrity error violated, raised by SQLAlchemy or by the
+    driver itself (app.db.reads' direct path); asyncpg and psycopg report it in different
+    places. None for any other error."""
+    driver_error = driver_error_of(error)
     name = getattr(driver_error, "constraint_name", None)  # asyncpg
     if name is None and (diagnostic := getattr(driver_error, "diag", None)) is not None:
         name = diagnostic.constraint_name  # psycopg

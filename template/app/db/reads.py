@@ -1,5 +1,6 @@
-"""The read path: the Reader, which runs a request's read statements each on its own, and the
-plans that let a plain SELECT built once run on the driver itself."""
+"""Statements run each on its own: the Reader, which runs a request's reads, the Writer, which
+runs a write that is one statement, and the plans that let a plain SELECT, or an INSERT, UPDATE
+or DELETE with RETURNING, built once run on the driver itself."""
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -53,6 +54,8 @@ class Reader:
     (behind PgBouncer) every statement runs through SQLAlchemy, in a transaction. On a
     connection already in a transaction (a test's), a statement runs in it."""
 
+    writes = False  # an INSERT, UPDATE or DELETE is refused (see Writer)
+
     def __init__(
         self, connections: Connections, *, direct: bool = True, plans: "Plans | None" = None
     ) -> None:
@@ -61,7 +64,8 @@ class Reader:
         self._plans = plans or PLANS
 
     async def all(self, statement: Executable, /, **parameters: Any) -> Sequence[Row[Any]]:
-        refuse_to_write_statement(None, statement)
+        if not self.writes:
+            refuse_to_write_statement(None, statement)
         async with self._connections() as connection:
             return await self.execute(connection, statement, parameters)
 
@@ -76,12 +80,28 @@ class Reader:
         plan = self._plans.get(statement) if self._direct else None
         if plan is not None:
             return await plan.run(connection, parameters)
-        if self._direct and not connection.in_transaction():
+        began = not connection.in_transaction()
+        if self._direct and began:
             await connection.execution_options(isolation_level="AUTOCOMMIT")  # reset on return
         result = await connection.execute(statement, parameters)
         if not self._direct:
-            return result.all()
+            rows = result.all()
+            if self.writes and began:  # behind PgBouncer: a transaction of its own, committed
+                await connection.commit()
+            return rows
         return self._plans.learn(statement, connection.dialect, result)
+
+
+class Writer(Reader):
+    """Runs a write that is one statement (an INSERT, UPDATE or DELETE, with RETURNING to get
+    the row back) on its own, as the Reader runs reads, on the primary: PostgreSQL makes a
+    statement sent outside a transaction a transaction of its own, so the row is stored once
+    the statement returns, and nothing is if it fails. That is the unit of work of one
+    statement, without the BEGIN and COMMIT round trips and the session's bookkeeping. Writes
+    that must be stored together, or that depend on what the request reads first, take the
+    session's unit of work (SessionDep)."""
+
+    writes = True
 
 
 # Types whose values the drivers return as SQLAlchemy does, with no conversion (Enum is a String
@@ -99,7 +119,7 @@ def plain(type_: Any, dialect: Dialect) -> bool:
 
 @dataclass(frozen=True)
 class Plan:
-    """A SELECT compiled once for the driver, by SQLAlchemy's public API: its SQL
+    """A statement that returns rows, compiled once for the driver by SQLAlchemy's public API: its SQL
     (`Compiled.string`), its parameters in the driver's order (`construct_params()`,
     `positiontup`), and the shape of its rows: an empty `FrozenResult` of a run through
     SQLAlchemy, which gives the driver's rows back as SQLAlchemy `Row`s."""
@@ -109,13 +129,18 @@ class Plan:
 
     @classmethod
     def of(cls, statement: Executable, dialect: Dialect, shape: FrozenResult[Any]) -> "Plan | None":
-        """The plan of a SELECT whose parameters and columns need nothing from SQLAlchemy at run
-        time beyond what is compiled here; None for any other statement (SQLAlchemy runs it)."""
-        if not isinstance(statement, SelectBase):
+        """The plan of a SELECT, or an INSERT, UPDATE or DELETE with RETURNING, whose
+        parameters and columns need nothing from SQLAlchemy at run time beyond what is compiled
+        here; None for any other statement (SQLAlchemy runs it)."""
+        if not isinstance(statement, SelectBase | UpdateBase):
             return None
         compiled = statement.compile(dialect=dialect)
-        columns = statement.selected_columns
-        if not isinstance(compiled, SQLCompiler) or len(set(columns.keys())) != len(columns):
+        columns = statement.exported_columns  # the selected or returned columns
+        if (
+            not isinstance(compiled, SQLCompiler)
+            or not columns
+            or len(set(columns.keys())) != len(columns)
+        ):
             return None
         binds = set(compiled.binds.values())
         if any(

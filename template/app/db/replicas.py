@@ -1,5 +1,6 @@
 """Where reads run: on the replica when one is configured and answers, on the primary otherwise
-(or when the caller asks for it, right after its own write)."""
+(or when the caller asks for it, right after its own write); writes of one statement run on the
+primary."""
 
 import asyncio
 import logging
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.db.reads import Reader, refuse_to_write_statement
+from app.db.reads import Reader, Writer, refuse_to_write_statement
 from app.db.session import PROBE_SECONDS, ConnectionQueue
 from app.metrics import metrics
 
@@ -77,7 +78,8 @@ class ReplicaRouter:
     """Routes reads to the replica when one is configured and answers, to the primary otherwise.
     A replica that fails to connect is skipped for DB_REPLICA_RETRY_AFTER seconds (logged); the
     read that found it down goes to the primary. `reader` reads where the router says,
-    `primary_reader` on the primary (a client's reads right after its own write)."""
+    `primary_reader` on the primary (a client's reads right after its own write); `writer`
+    writes there."""
 
     def __init__(
         self,
@@ -103,6 +105,7 @@ class ReplicaRouter:
         direct = not settings.db_pgbouncer
         self.reader = Reader(self.connect, direct=direct)
         self.primary_reader = Reader(partial(self.connect, primary=True), direct=direct)
+        self.writer = Writer(partial(self.connect, writing=True), direct=direct)
 
     @property
     def replica_configured(self) -> bool:
@@ -129,10 +132,14 @@ class ReplicaRouter:
         self._replica_down_until = time.monotonic() + self._retry_after
 
     @asynccontextmanager
-    async def connect(self, *, primary: bool = False) -> AsyncIterator[AsyncConnection]:
-        """A pooled connection of the replica, or of the primary (see `_open`), for one read."""
-        if primary or not self.replica_in_use:  # the common case, kept short: it is every read
-            self._count_primary_read(after_write=primary)
+    async def connect(
+        self, *, primary: bool = False, writing: bool = False
+    ) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection of the replica, or of the primary (see `_open`), for one read;
+        of the primary for one write."""
+        if primary or writing or not self.replica_in_use:  # the common case, kept short
+            if not writing:
+                self._count_primary_read(after_write=primary)
             async with self._primary.queue.turn():
                 connection = await self._primary.engine.connect().start()
                 try:

@@ -8,7 +8,7 @@ import gc
 import logging
 import uuid
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -33,8 +33,10 @@ from sqlalchemy import (
     Time,
     Uuid,
     bindparam,
+    delete,
     event,
     func,
+    insert,
     literal,
     select,
     text,
@@ -49,10 +51,11 @@ from app.api.deps import ReaderDep
 from app.config import Settings
 from app.db import driver
 from app.db.errors import sqlstate_of
-from app.db.reads import Plans, Reader
+from app.db.reads import Plans, Reader, Writer
 from app.db.replicas import ReplicaRouter
 from app.db.session import ConnectionQueue, create_engine
 from app.main import create_app
+from app.services.users import USERS
 from tests.support import pooled
 
 
@@ -198,6 +201,50 @@ async def test_behind_pgbouncer_every_read_runs_through_sqlalchemy(
         await reader.all(statement, id=2)
 
     assert len(executions) == 4
+
+
+def writer_of(engine: AsyncEngine, settings: Settings) -> Writer:
+    """The Writer the application's handlers get, on `engine`."""
+    return ReplicaRouter(settings, engine, ConnectionQueue(settings)).writer
+
+
+@pytest.mark.parametrize("pgbouncer", [False, True], ids=["direct", "behind-pgbouncer"])
+async def test_a_write_is_stored_once_it_returns_on_every_run(
+    own_engine: AsyncEngine,
+    settings: Settings,
+    empty_tables: Callable[[], Awaitable[None]],
+    pgbouncer: bool,
+) -> None:
+    writer = writer_of(own_engine, settings.model_copy(update={"db_pgbouncer": pgbouncer}))
+    statement = (  # built here: a statement the Writer has not seen yet
+        insert(USERS).values(email=bindparam("email"), name=bindparam("name")).returning(*USERS.c)
+    )
+    executions = count_sqlalchemy_executions(own_engine)
+    try:
+        rows = [
+            await writer.first(statement, email=f"{number}@example.com", name="W")
+            for number in range(4)
+        ]
+        through_sqlalchemy = len(executions)
+        async with own_engine.connect() as connection:  # another connection: committed rows
+            stored = (await connection.execute(text("SELECT email FROM users"))).scalars().all()
+    finally:
+        await empty_tables()
+
+    assert [row.email for row in rows if row is not None] == [f"{n}@example.com" for n in range(4)]
+    assert sorted(stored) == [f"{n}@example.com" for n in range(4)]
+    # Behind PgBouncer each runs through SQLAlchemy, in a transaction the Writer commits.
+    assert through_sqlalchemy == (4 if pgbouncer else 2)
+
+
+async def test_a_reader_refuses_a_write_a_writer_runs(
+    own_reader: Reader, own_engine: AsyncEngine, settings: Settings
+) -> None:
+    deleting = delete(USERS).where(USERS.c.id == bindparam("id")).returning(USERS.c.id)
+
+    with pytest.raises(RuntimeError, match="cannot write"):
+        await own_reader.all(deleting, id=0)
+    assert await writer_of(own_engine, settings).all(deleting, id=0) == []
 
 
 async def test_plans_keep_only_the_statements_run_most_recently(settings: Settings) -> None:
