@@ -3,8 +3,8 @@ Served from the project directory with this folder on PYTHONPATH."""
 
 from app.api.deps import SessionDep
 from app.main import create_app as create_service
+from app.models import User
 from app.schemas.user import UserCreate
-from app.services import users
 from fastapi import FastAPI
 
 
@@ -13,7 +13,8 @@ def create_app() -> FastAPI:
 
     @app.post("/users-then-fail", status_code=201)
     async def create_then_fail(data: UserCreate, session: SessionDep, fail: bool = False) -> None:
-        await users.create_user(session=session, data=data)
+        session.add(User(email=data.email, name=data.name))
+        await session.flush()  # sent: a failure must roll it back
         if fail:
             raise RuntimeError("the handler fails after writing")
 
