@@ -119,8 +119,8 @@ def plain(type_: Any, dialect: Dialect) -> bool:
 
 @dataclass(frozen=True)
 class Plan:
-    """A statement that returns rows, compiled once for the driver by SQLAlchemy's public API: its SQL
-    (`Compiled.string`), its parameters in the driver's order (`construct_params()`,
+    """A statement that returns rows, compiled once for the driver by SQLAlchemy's public API:
+    its SQL (`Compiled.string`), its parameters in the driver's order (`construct_params()`,
     `positiontup`), and the shape of its rows: an empty `FrozenResult` of a run through
     SQLAlchemy, which gives the driver's rows back as SQLAlchemy `Row`s."""
 
