@@ -45,10 +45,58 @@ EVERY_TYPE = [
 ]
 VECTOR_FIELD = "embedding:vector(3)"
 # A second resource, with integer ids, referencing the first (UUID ids) with each on delete and
-# users, unique together with a foreign key.
+# users, unique together with a foreign key; and tables the generator did not make: the example
+# posts (read as PostRead, so nested in the detail) and a team's own table with no schema (a key
+# column only).
 SECOND = ["gadget_part", "gadget:fk(gadgets, cascade)", "spare_for:fk(gadgets, restrict)?"]
 SECOND += ["backup_for:fk(gadgets, set null)?", "supplier:fk(users)?", "name:str(50)"]
+SECOND += ["post:fk(posts, cascade)", "tag:fk(tags)?"]
 SECOND += ["status:enum(ok|broken)", "--unique", "gadget,name"]
+TAG_MODEL = """from sqlalchemy import BigInteger, Identity, Numeric, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    word: Mapped[str] = mapped_column(String(30), unique=True)
+    weight: Mapped[float] = mapped_column(Numeric(4, 2, asdecimal=False))
+"""
+TAG_MIGRATION = """\"\"\"a team's own table\"\"\"
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "7a9e0000ta95"
+down_revision = "{head}"
+
+
+def upgrade() -> None:
+    op.create_table(
+        "tags",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("word", sa.String(length=30), nullable=False),
+        sa.Column("weight", sa.Numeric(4, 2), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tags")),
+        sa.UniqueConstraint("word", name=op.f("uq_tags_word")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("tags")
+"""
+
+
+def add_a_hand_written_table(project: Path, head: str) -> None:
+    """A model of the team's own, registered, with its migration: no schema, router or tests."""
+    (project / "app" / "models" / "tag.py").write_text(TAG_MODEL)
+    with (project / "app" / "models" / "resources.py").open("a") as registry:
+        registry.write("\nfrom app.models.tag import Tag as Tag\n")
+    migration = project / "migrations" / "versions" / "0100_tags.py"
+    migration.write_text(TAG_MIGRATION.format(head=head))
 
 
 def new_resource(run_in_project: ProjectRunner, project: Path, *arguments: str, **kw: int) -> str:
@@ -73,6 +121,7 @@ def test_generated_resources_are_clean_and_their_tests_pass(
 ) -> None:
     project = shutil.copytree(rendered(combination), tmp_path / "project")
     every_type = [*EVERY_TYPE, VECTOR_FIELD] if combination.use_pgvector else EVERY_TYPE
+    add_a_hand_written_table(project, head="0002" if combination.use_pgvector else "0001")
 
     written = new_resource(
         run_in_project, project, "gadget", *every_type, "--unique", "made_on,kind", "--id", "uuid"

@@ -5,6 +5,7 @@ and a resource whose files already exist is refused rather than overwritten."""
 
 import argparse
 import builtins
+import importlib
 import importlib.util
 import re
 import subprocess
@@ -104,32 +105,31 @@ def check_names(resource: Resource) -> None:
             raise SpecError(f"field {spec.name!r}: a table or enum type {type_name!r} exists")
 
 
-def references(resource: Resource, known: dict[str, type], root: Path) -> dict[str, Reference]:
+def references(resource: Resource, known: dict[str, type]) -> dict[str, Reference]:
+    """What each foreign key refers to: any table of the project's metadata keyed by `id`,
+    nested in the resource's detail when its model has a `<Class>Read` schema."""
     found = {}
     for spec in resource.fields:
         if spec.target is None:
             continue
-        model = known[spec.target]
-        primary_key = model.__table__.primary_key.columns  # type: ignore[attr-defined]
+        primary_key = Base.metadata.tables[spec.target].primary_key.columns
         if [column.name for column in primary_key] != ["id"]:
             raise SpecError(f"field {spec.name!r}: {spec.target} has no single `id` primary key")
-        module = model.__module__
-        singular = module.rsplit(".", 1)[-1]
-        creator: str | None = None
-        if spec.target != "users":
-            test_module = root / "tests" / "api" / f"test_{spec.target}.py"
-            if f"async def create_{singular}(" not in _read(test_module):
-                raise SpecError(
-                    f"field {spec.name!r}: the generated tests create the rows they reference "
-                    f"with user_factory or a generated resource's create_<name>(); "
-                    f"{test_module.relative_to(root)} has no create_{singular}()"
-                )
-            creator = f"tests.api.test_{spec.target}.create_{singular}"
-        if importlib.util.find_spec(module.replace("app.models.", "app.schemas.", 1)) is None:
-            raise SpecError(f"field {spec.name!r}: no schema module for {model.__name__}")
         key_type = "uuid" if isinstance(primary_key[0].type, Uuid) else "int"
-        found[spec.name] = Reference(spec.target, model.__name__, module, creator, key_type)
+        model = known.get(spec.target)
+        if model is not None and has_read_schema(model):
+            found[spec.name] = Reference(key_type, model.__name__, model.__module__)
+        else:
+            found[spec.name] = Reference(key_type)
     return found
+
+
+def has_read_schema(model: type) -> bool:
+    """Whether app.schemas.<module> has `<Class>Read` for the model of app.models.<module>."""
+    module = model.__module__.replace("app.models.", "app.schemas.", 1)
+    if importlib.util.find_spec(module) is None:
+        return False
+    return hasattr(importlib.import_module(module), f"{model.__name__}Read")
 
 
 def _read(path: Path) -> str:
@@ -184,7 +184,7 @@ def registry_with(source: str, import_line: str, tail_line: str | None) -> str:
 
 
 def planned_files(resource: Resource, root: Path, known: dict[str, type]) -> dict[Path, str]:
-    found = references(resource, known, root)
+    found = references(resource, known)
     revision = rev_id()
     now = datetime.now(UTC)
     migration_name = f"{now:%Y%m%d_%H%M}_{revision}_create_{resource.plural}.py"
@@ -240,7 +240,7 @@ def generate(arguments: argparse.Namespace, root: Path) -> dict[Path, str]:
         arguments.fields,
         unique_together=arguments.unique,
         plural=arguments.plural,
-        existing_tables=frozenset(known),
+        existing_tables=frozenset(Base.metadata.tables),
         with_vector=declares_pgvector(root),
         id_type=arguments.id,
     )

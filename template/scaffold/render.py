@@ -37,13 +37,11 @@ FILTERS = {"equal": [("", "eq")], "range": [("_min", "ge"), ("_max", "le")], "":
 class Reference:
     """What a foreign key points at, as the generated code needs it."""
 
-    table: str
-    class_name: str
-    module: str  # app.models.<module>, app.schemas.<module>
-    # The generated tests create the referenced row: users through the `user_factory` fixture,
-    # generated resources through their test module's create_<name>().
-    test_creator: str | None
     key_type: str = "int"  # its id's: int or uuid
+    # Its model's class and module (app.models.<module>) when app.schemas.<module> reads it as
+    # <class>Read: the generated model then has a relationship to it, its detail nests it.
+    class_name: str | None = None
+    module: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +72,7 @@ def field_values(resource: Resource, spec: Field) -> dict[str, Any]:
     largest = ("9" * whole or "0") + ("." + "9" * spec.scale if spec.scale else "")
     return {
         "name": spec.name,
-        "relationship": spec.relationship,
+        "target": spec.target,
         "length": spec.length,
         "prefix": f"{spec.name}-"[: (spec.length or 1) - 1],
         # Short strings keep the last digits of `number` (11 in str(1) is 1).
@@ -145,26 +143,17 @@ def column(resource: Resource, spec: Field, references: dict[str, Reference]) ->
     )
 
 
-def parent_numbers(keyed: list[Column]) -> dict[str, str]:
-    """The `number` each foreign key's parent is made with in the tests: parents in one table
-    need different unique values."""
-    numbers: dict[str, str] = {}
-    made: dict[str | None, int] = {}  # parents made so far, by table
-    for item in keyed:
-        earlier = made[item.spec.target] = made.get(item.spec.target, 0) + 1
-        numbers[item.spec.name] = f"number + {10 * (earlier - 1)}" if earlier > 1 else "number"
-    return numbers
-
-
 def render(
     template: str, resource: Resource, references: dict[str, Reference], **extra: Any
 ) -> str:
     columns = [column(resource, spec, references) for spec in resource.fields]
     keyed = [item for item in columns if item.reference is not None]
+    nested = [item for item in keyed if item.reference and item.reference.class_name]
     values = {
         "resource": resource,
         "columns": columns,
         "keyed": keyed,
+        "nested": nested,
         "enums": [
             (enum_class(resource, spec), spec.members)
             for spec in resource.fields
@@ -183,8 +172,7 @@ def render(
             for item in columns
             if item.filter and not FIELD_TYPES[item.spec.type].few_values
         ],
-        "detail": f"{resource.class_name}Detail" if keyed else f"{resource.class_name}Read",
-        "parent_numbers": parent_numbers(keyed),
+        "detail": f"{resource.class_name}Detail" if nested else f"{resource.class_name}Read",
         "id_type": "UUID" if resource.id_type == "uuid" else "int",
         # A request's id: in its column's range (an id out of range is a 422, not a 500).
         "path_id": "UUID" if resource.id_type == "uuid" else "ResourceId",

@@ -2,7 +2,7 @@
 arguments, reading them in spec.py). Each text is a format string over the field's values
 (`render.field_values`): `{length}`, `{precision}`, `{scale}`, `{whole}` (digits before the
 point), `{dimensions}`, `{enum}` (the enum's class), `{enum_type}`, `{name}`, `{prefix}`,
-`{relationship}`, `{default}`, `{bits}`."""
+`{target}`, `{default}`, `{bits}`."""
 
 from dataclasses import dataclass, field
 
@@ -202,7 +202,7 @@ KEY_TYPES = {
         python="int",
         column="BigInteger",  # as the ids it refers to are
         request="Id",
-        sample="{relationship}_parent.id",
+        sample='await row_factory("{target}")',
         invalid={"not-an-id": "0"},
         filter="equal",
         example="fk(users)",
@@ -211,7 +211,7 @@ KEY_TYPES = {
         python="UUID",
         column="Uuid",
         request="UUID",
-        sample="{relationship}_parent.id",
+        sample='str(await row_factory("{target}"))',  # JSON has no UUID
         invalid={"not-an-id": '"0"'},
         filter="equal",
         example="fk(users)",
