@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakSet
 
 from sqlalchemy import (
     Boolean,
@@ -181,16 +182,17 @@ class Plan:
 class Plans:
     """The plans of the statements run most recently, at most `size` of them, as SQLAlchemy's
     compiled cache keeps at most 500 statements: a plan keeps its statement alive. A statement
-    is planned at its second run and runs on the driver from its third: one built per request
-    and run once never is (SQLAlchemy's own cache serves it), one built at import is planned
-    once."""
+    is planned at its second run and runs on the driver from its third; one built at import is
+    planned once. Its first run is remembered only while the statement lives: one built per
+    request (a sorted list, a write with its values) is run once and gone, so it never takes a
+    plan's place, and SQLAlchemy's own cache serves it."""
 
-    SEEN_ONCE = object()
     UNPLANNED = object()
 
     def __init__(self, size: int = 500) -> None:
         self.size = size
         self._entries: OrderedDict[Executable, object] = OrderedDict()
+        self._seen_once: WeakSet[Executable] = WeakSet()
 
     def get(self, statement: Executable) -> Plan | None:
         entry = self._entries.get(statement)
@@ -203,15 +205,16 @@ class Plans:
         self, statement: Executable, dialect: Dialect, result: Result[Any]
     ) -> Sequence[Row[Any]]:
         """The rows of a run through SQLAlchemy; the statement is planned at its second."""
-        entry = self._entries.get(statement)
-        if entry is None:
-            self._remember(statement, self.SEEN_ONCE)
-        elif entry is self.SEEN_ONCE:
-            frozen = result.freeze()
-            plan = Plan.of(statement, dialect, frozen.with_new_rows([]))
-            self._remember(statement, plan or self.UNPLANNED)
-            return frozen().all()
-        return result.all()
+        if statement in self._entries:  # planned before, and unfit for the driver (Plan.of)
+            return result.all()
+        if statement not in self._seen_once:
+            self._seen_once.add(statement)
+            return result.all()
+        self._seen_once.discard(statement)
+        frozen = result.freeze()
+        plan = Plan.of(statement, dialect, frozen.with_new_rows([]))
+        self._remember(statement, plan or self.UNPLANNED)
+        return frozen().all()
 
     def _remember(self, statement: Executable, entry: object) -> None:
         self._entries[statement] = entry

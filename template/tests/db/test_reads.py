@@ -265,6 +265,17 @@ async def test_plans_keep_only_the_statements_run_most_recently(settings: Settin
     assert oldest() is None  # its plan made way for the newer ones: nothing keeps it alive
 
 
+async def test_statements_run_once_take_no_plans_place(own_engine: AsyncEngine) -> None:
+    reader = Reader(own_engine.connect, plans=Plans(size=1))
+    await planned(reader, BY_ID, id=2)
+    for _ in range(3):
+        await reader.all(BY_ID.params(), id=2)  # a copy: as a statement built per request
+    executions = count_sqlalchemy_executions(own_engine)
+
+    assert await reader.all(BY_ID, id=2) == [(1,)]
+    assert executions == []  # still planned: it ran on the driver
+
+
 async def test_a_missing_parameter_is_refused_as_sqlalchemy_refuses_it(own_reader: Reader) -> None:
     await planned(own_reader, BY_ID, id=2)
     with pytest.raises(InvalidRequestError, match="A value is required for bind parameter 'id'"):
