@@ -8,7 +8,7 @@ from httpx import ASGITransport, AsyncClient
 from sqlalchemy import text
 
 from app.api.deps import SessionDep
-from app.config import Settings
+from app.config import DRIVER, Settings
 from app.logs import configure_logging
 from app.main import create_app
 
@@ -37,16 +37,27 @@ async def production_app(settings: Settings) -> AsyncIterator[tuple[FastAPI, io.
     configure_logging(settings)
 
 
-@pytest.mark.parametrize("path", ["/unencodable", "/quoted-by-the-server"])
+@pytest.mark.parametrize(
+    ("path", "answer"),
+    [
+        # asyncpg refuses the value before sending it (a 422, app.api.errors); psycopg's
+        # encoder raises a UnicodeEncodeError, a fault.
+        ("/unencodable", 422 if DRIVER == "asyncpg" else 500),
+        ("/quoted-by-the-server", 500),
+    ],
+    ids=["unencodable", "quoted-by-the-server"],
+)
 async def test_production_logs_never_carry_a_statement_s_values(
-    production_app: tuple[FastAPI, io.StringIO], path: str
+    production_app: tuple[FastAPI, io.StringIO], path: str, answer: int
 ) -> None:
     app, output = production_app
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client:
         response = await client.get(path)
 
-    assert response.status_code == 500
-    assert SECRET not in output.getvalue()
+    assert response.status_code == answer
+    assert SECRET not in output.getvalue() + response.text
+    if answer != 500:
+        return
     [logged] = [json.loads(line) for line in output.getvalue().splitlines() if "exception" in line]
     assert "message hidden" in logged["exception"]
     if path == "/quoted-by-the-server":  # the statement stays, its values go

@@ -16,7 +16,13 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db import driver
-from app.db.errors import DatabaseUnavailableError, failure_kind, is_stale_plan, sqlstate_of
+from app.db.errors import (
+    DatabaseUnavailableError,
+    driver_error_of,
+    failure_kind,
+    is_stale_plan,
+    sqlstate_of,
+)
 from app.metrics import count_failure, count_unavailable
 
 # SQLSTATEs, reported the same way by both drivers (`error.orig.sqlstate`).
@@ -27,6 +33,7 @@ CONFLICTS = {"23505", "23503"}  # unique violation, foreign key violation
 # unvalidated. The rest of class 22 (division by zero, an invalid parameter passed to a
 # function, ...) is a bug of the service: a logged 500.
 CLIENT_DATA_EXCEPTIONS = {
+    "22000",  # data_exception (asyncpg's refusal of a value, through SQLAlchemy)
     "22001",  # string_data_right_truncation: a string longer than its column
     "22003",  # numeric_value_out_of_range
     "22007",  # invalid_datetime_format
@@ -174,6 +181,13 @@ def _unavailable(detail: str) -> JSONResponse:
     )
 
 
+def refused_by_the_driver(error: Exception) -> bool:
+    """A value the driver would not send for its parameter's type, so the server never saw it:
+    raised on the driver itself (a read's), or wrapped by SQLAlchemy."""
+    raised = (error, driver_error_of(error))
+    return not sqlstate_of(error) and any(isinstance(e, driver.REFUSED_VALUE) for e in raised)
+
+
 def register_error_handlers(app: FastAPI) -> None:
     in_flight = InFlight()
     app.add_middleware(UnexpectedErrorMiddleware, in_flight=in_flight)
@@ -199,7 +213,7 @@ def register_error_handlers(app: FastAPI) -> None:
                 {"detail": "the request conflicts with stored data"},
                 status_code=status.HTTP_409_CONFLICT,
             )
-        if sqlstate in CLIENT_DATA_EXCEPTIONS:
+        if sqlstate in CLIENT_DATA_EXCEPTIONS or refused_by_the_driver(error):
             return JSONResponse(
                 {"detail": "a value is out of the range the database stores"},
                 status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
-from sqlalchemy import URL, text
+from sqlalchemy import URL, Integer, bindparam, cast, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.api.deps import SessionDep
+from app.api.deps import ReaderDep, SessionDep
 from app.config import DRIVER, Settings
 from app.main import create_app
 from tests.support import (
@@ -27,6 +27,8 @@ from tests.support import (
 )
 
 ERRORS_LOGGER = "app.api.errors"
+# A value for an `integer` (int4) column, as a hand-written table's id or count would take it.
+AS_INT4 = select(cast(bindparam("value"), Integer).label("value"))
 
 
 @pytest.fixture
@@ -190,6 +192,10 @@ async def app_with_bugs(settings: Settings) -> AsyncIterator[FastAPI]:
             text("SELECT CAST(CAST(:value AS text) AS integer)"), {"value": value}
         )
 
+    @app.get("/as-int4/{value}")
+    async def as_int4(value: int, reader: ReaderDep) -> None:
+        await reader.first(AS_INT4, value=value)
+
     async with app.router.lifespan_context(app):
         yield app
 
@@ -218,13 +224,27 @@ async def test_a_bug_answers_a_logged_500_not_a_database_outage(
     assert isinstance(logged, raised)
 
 
+@pytest.mark.parametrize("value", ["twelve", "1\x00"], ids=["not-a-number", "nul-byte"])
 async def test_a_value_the_client_sent_that_the_database_refuses_answers_422(
-    app_with_bugs: FastAPI,
+    app_with_bugs: FastAPI, value: str
 ) -> None:
     async with client_of(app_with_bugs) as client:
-        response = await client.get("/as-integer", params={"value": "twelve"})
+        response = await client.get("/as-integer", params={"value": value})
 
     assert response.status_code == 422
+
+
+@pytest.mark.parametrize("value", [2**31, -(2**31) - 1], ids=["above-int4", "below-int4"])
+async def test_a_number_too_big_for_its_column_answers_422(
+    app_with_bugs: FastAPI, value: int
+) -> None:
+    async with client_of(app_with_bugs) as client:
+        through_sqlalchemy = await client.get(f"/as-int4/{value}")
+        for _ in range(2):  # planned: its next run is on the driver itself
+            await client.get("/as-int4/1")
+        on_the_driver = await client.get(f"/as-int4/{value}")
+
+    assert (through_sqlalchemy.status_code, on_the_driver.status_code) == (422, 422)
 
 
 async def test_an_unreachable_database_answers_503_and_logs_a_few_lines_without_secrets(
