@@ -182,10 +182,8 @@ def _unavailable(detail: str) -> JSONResponse:
 
 
 def refused_by_the_driver(error: Exception) -> bool:
-    """A value the driver would not send for its parameter's type, so the server never saw it:
-    raised on the driver itself (a read's), or wrapped by SQLAlchemy."""
-    raised = (error, driver_error_of(error))
-    return not sqlstate_of(error) and any(isinstance(e, driver.REFUSED_VALUE) for e in raised)
+    """A value the driver would not send for its parameter's type, so the server never saw it."""
+    return isinstance(driver_error_of(error), driver.REFUSED_VALUE) and not sqlstate_of(error)
 
 
 def register_error_handlers(app: FastAPI) -> None:

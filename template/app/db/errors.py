@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Dialect, ExceptionContext
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, EmulatedDBAPIException
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -29,11 +29,15 @@ class DatabaseUnavailableError(Exception):
 def driver_error_of(error: BaseException) -> BaseException:
     """The driver's own exception. SQLAlchemy wraps it; asyncpg's come wrapped twice, by
     SQLAlchemy's adapter too, which keeps it as `orig` or, for a few, only as the cause it
-    raised its own from."""
+    raised its own from. A driver's own exception (a read's on the driver) is returned as it
+    is, whatever it was raised from."""
     if isinstance(error, DBAPIError):
         error = error.orig or error
-    inner = getattr(error, "orig", None) or error.__cause__
-    return inner if isinstance(inner, Exception) else error
+    if isinstance(error, EmulatedDBAPIException):  # the adapter's, never the driver's own
+        inner = getattr(error, "orig", None) or error.__cause__
+        if isinstance(inner, Exception):
+            return inner
+    return error
 
 
 def sqlstate_of(error: BaseException) -> str | None:
