@@ -231,7 +231,9 @@ def register_error_handlers(app: FastAPI) -> None:
             sqlstate.startswith(UNAVAILABLE_CLASSES)
             or (isinstance(error, DBAPIError) and error.connection_invalidated)
             or is_stale_plan(error)  # a column's type changed: the next attempt re-prepares
-            or isinstance(error, (OperationalError, InterfaceError, *driver.CONNECTION_LOST))
+            or isinstance(
+                error, (OperationalError, InterfaceError, *driver.CONNECTION_LOST, *driver.UNUSABLE)
+            )
         ):
             failures.record(503, failure_kind(error))
             count_unavailable(sqlstate)
@@ -239,5 +241,5 @@ def register_error_handlers(app: FastAPI) -> None:
         raise error
 
     # SQLAlchemy's errors, and the driver's own as reads on the driver raise them (app.db.reads).
-    for raised in (DBAPIError, driver.ERROR):
+    for raised in (DBAPIError, driver.ERROR, *driver.UNUSABLE):
         app.add_exception_handler(raised, database_error)

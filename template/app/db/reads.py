@@ -171,7 +171,12 @@ class Plan:
             records = await driver.fetch(raw, self.compiled.string, sent)
         except BaseException as error:
             # A stale plan (a column's type changed) fails every run on this connection.
-            if not isinstance(error, Exception) or driver.has_hung_up(raw) or is_stale_plan(error):
+            if (
+                not isinstance(error, Exception)
+                or isinstance(error, driver.UNUSABLE)
+                or driver.has_hung_up(raw)
+                or is_stale_plan(error)
+            ):
                 await connection.invalidate()
             if isinstance(error, Exception):  # direct reads run only without DB_PGBOUNCER
                 pgbouncer.missing_setting_hint(error)

@@ -8,18 +8,26 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
-from sqlalchemy import event, insert, text
+from sqlalchemy import Integer, event, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.api.deps import ReaderDep, ReadSessionDep, SessionDep
-from app.config import Settings
+from app.config import DRIVER, Settings
 from app.db.session import ConnectionQueue
 from app.main import create_app
-from tests.support import idle_in_transaction, pooled, silent_server, unreachable
+from tests.support import (
+    idle_in_transaction,
+    pooled,
+    silent_server,
+    slow_to_hang_up,
+    unreachable,
+)
 
 # Two statements in one transaction (after a BEGIN) get the same id; on their own, two ids.
 TRANSACTION_ID = text("SELECT pg_current_xact_id()::text")
+# Built once, typed: the Reader plans it, then reads it on the driver.
+BACKEND_PID = select(func.pg_backend_pid(type_=Integer))
 
 
 @pytest.fixture
@@ -113,6 +121,46 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced_without_a_f
     assert replaced_by.status_code == 200
     assert replaced_by.json() != pid
     assert opened() == 1
+
+
+@pytest.mark.parametrize("path", ["/reader", "/session"], ids=["on-the-driver", "in-a-session"])
+async def test_a_connection_that_read_the_server_s_goodbye_but_not_its_hang_up_fails_no_more_than_one_request(
+    settings: Settings, fixture_engine: AsyncEngine, path: str
+) -> None:
+    one_connection = pooled(settings, db_pool_size=1, db_max_overflow=0)
+    async with slow_to_hang_up(one_connection) as (relayed, hung_up):
+        app = create_app(relayed)
+
+        @app.get("/reader")
+        async def read(reader: ReaderDep) -> int | None:
+            row = await reader.first(BACKEND_PID)
+            return row[0] if row else None
+
+        @app.get("/session")
+        async def in_a_session(session: SessionDep) -> int | None:
+            return await session.scalar(BACKEND_PID)
+
+        transport = ASGITransport(app=app)
+        async with app.router.lifespan_context(app), AsyncClient(transport=transport) as client:
+            # The Reader's third run of a statement is on the driver, below SQLAlchemy.
+            [pid] = {(await client.get(f"http://t{path}")).json() for _ in range(3)}
+            async with fixture_engine.connect() as connection:
+                terminated = await connection.scalar(
+                    text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}
+                )
+            async with asyncio.timeout(10):
+                await hung_up.wait()
+            await asyncio.sleep(0.1)  # the goodbye reaches the pooled connection's socket
+
+            first = await client.get(f"http://t{path}")
+            then = await client.get(f"http://t{path}")
+
+    assert terminated is True
+    # asyncpg shows nothing of the goodbye until the connection's next statement fails (it is
+    # then replaced); psycopg's connection is found to have hung up before reuse.
+    assert first.status_code == (503 if DRIVER == "asyncpg" else 200)
+    assert then.status_code == 200
+    assert then.json() != pid
 
 
 async def test_an_idle_connection_is_pinged_before_reuse_only_after_the_threshold(
