@@ -3,9 +3,10 @@ runs a write that is one statement, and the plans that let a plain SELECT, or an
 or DELETE with RETURNING, built once run on the driver itself."""
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from weakref import WeakSet
 
@@ -26,13 +27,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect, Result
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from app.db import driver, pgbouncer
 from app.db.errors import is_stale_plan
 
-# Where a Reader takes a connection for each statement (ReplicaRouter.connect, or the test's).
+# Where a Reader takes a connection for each statement (ReplicaRouter.connect, or the test's),
+# and, for a planned statement, a pooled connection as the pool holds it (ReplicaRouter.pooled).
 Connections = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+PooledConnections = Callable[[], AbstractAsyncContextManager[PoolProxiedConnection]]
 
 
 def refuse_to_write_statement(connection: object, statement: object, *_: object) -> None:
@@ -48,39 +52,51 @@ class Reader:
 
     Each statement runs on its own, outside any transaction: no BEGIN and no COMMIT round trip.
     A SELECT built once (at import) and of plain columns runs on the driver itself from its
-    third run (see `Plans`): compiled once, no SQLAlchemy cursor or execution context. Its rows
-    are SQLAlchemy `Row`s with the keys and values SQLAlchemy gives; an error is the driver's
-    own exception (with its `sqlstate`), which app.api.errors answers as it answers
-    SQLAlchemy's. Anything else runs through SQLAlchemy, in autocommit. With `direct` False
-    (behind PgBouncer) every statement runs through SQLAlchemy, in a transaction. On a
-    connection already in a transaction (a test's), a statement runs in it."""
+    third run (see `Plans`): compiled once, no SQLAlchemy cursor or execution context, and,
+    given `pooled` connections, no SQLAlchemy Connection either: the pool's own connection, as
+    `AsyncEngine.raw_connection()` hands it out. Its rows are SQLAlchemy `Row`s with the keys
+    and values SQLAlchemy gives; an error is the driver's own exception (with its `sqlstate`),
+    which app.api.errors answers as it answers SQLAlchemy's. Anything else runs through
+    SQLAlchemy, in autocommit. With `direct` False (behind PgBouncer) every statement runs
+    through SQLAlchemy, in a transaction. On a connection already in a transaction (a test's),
+    a statement runs in it."""
 
     writes = False  # an INSERT, UPDATE or DELETE is refused (see Writer)
 
     def __init__(
-        self, connections: Connections, *, direct: bool = True, plans: "Plans | None" = None
+        self,
+        connections: Connections,
+        *,
+        pooled: PooledConnections | None = None,
+        direct: bool = True,
+        plans: "Plans | None" = None,
     ) -> None:
         self._connections = connections
+        self._pooled = pooled
         self._direct = direct
         self._plans = plans or PLANS
 
     async def all(self, statement: Executable, /, **parameters: Any) -> Sequence[Row[Any]]:
         if not self.writes:
             refuse_to_write_statement(None, statement)
+        plan = self._plans.get(statement) if self._direct else None
+        if plan is not None and self._pooled is not None:
+            async with self._pooled() as pooled:
+                discard = partial(discard_pooled, pooled)
+                return await plan.run(pooled.driver_connection, parameters, discard=discard)
         async with self._connections() as connection:
-            return await self.execute(connection, statement, parameters)
+            if plan is not None:
+                raw = (await connection.get_raw_connection()).driver_connection
+                return await plan.run(raw, parameters, discard=connection.invalidate)
+            return await self._through_sqlalchemy(connection, statement, parameters)
 
     async def first(self, statement: Executable, /, **parameters: Any) -> Row[Any] | None:
         rows = await self.all(statement, **parameters)
         return rows[0] if rows else None
 
-    async def execute(
+    async def _through_sqlalchemy(
         self, connection: AsyncConnection, statement: Executable, parameters: dict[str, Any]
     ) -> Sequence[Row[Any]]:
-        """Every statement a Reader runs goes through here, once (metrics and traces wrap it)."""
-        plan = self._plans.get(statement) if self._direct else None
-        if plan is not None:
-            return await plan.run(connection, parameters)
         began = not connection.in_transaction()
         if self._direct and began:
             await connection.execution_options(isolation_level="AUTOCOMMIT")  # reset on return
@@ -161,27 +177,34 @@ class Plan:
         return [named[name] for name in self.compiled.positiontup or ()]
 
     async def run(
-        self, connection: AsyncConnection, values: Mapping[str, Any]
+        self, connection: Any, values: Mapping[str, Any], *, discard: Callable[[], Awaitable[None]]
     ) -> Sequence[Row[Any]]:
-        """The rows, read on the connection's driver. A connection that an error or a
-        cancellation left unusable is invalidated: it never goes back to the pool."""
+        """The rows, read on the driver's `connection`. One that an error or a cancellation
+        left unusable is discarded (`discard`): it never serves again."""
         sent = self.parameters(values)
-        raw = (await connection.get_raw_connection()).driver_connection
         try:
-            records = await driver.fetch(raw, self.compiled.string, sent)
+            records = await driver.fetch(connection, self.compiled.string, sent)
         except BaseException as error:
             # A stale plan (a column's type changed) fails every run on this connection.
             if (
                 not isinstance(error, Exception)
                 or isinstance(error, driver.UNUSABLE)
-                or driver.has_hung_up(raw)
+                or driver.has_hung_up(connection)
                 or is_stale_plan(error)
             ):
-                await connection.invalidate()
+                await discard()
             if isinstance(error, Exception):  # direct reads run only without DB_PGBOUNCER
                 pgbouncer.missing_setting_hint(error)
             raise
         return self.shape.with_new_rows(records)().all()
+
+
+async def discard_pooled(pooled: PoolProxiedConnection) -> None:
+    """Close the driver's connection now, and have the pool replace it when its slot is next
+    taken. (Invalidating it outright would close it through SQLAlchemy, which with psycopg
+    awaits inside SQLAlchemy's greenlet, and a pooled connection is used outside it.)"""
+    await driver.close(pooled.driver_connection)
+    pooled.invalidate(soft=True)
 
 
 class Plans:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
@@ -14,6 +14,7 @@ from typing import TypeVar
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 
 from app.config import Settings
 from app.db.reads import Reader, Writer, refuse_to_write_statement
@@ -22,7 +23,7 @@ from app.metrics import metrics
 
 logger = logging.getLogger(__name__)
 
-OpenedT = TypeVar("OpenedT", AsyncConnection, AsyncSession)
+OpenedT = TypeVar("OpenedT", AsyncConnection, AsyncSession, PoolProxiedConnection)
 
 
 def read_engine(engine: AsyncEngine, settings: Settings) -> AsyncEngine:
@@ -66,7 +67,16 @@ class Database:
         return cls(engine, sessionmaker, queue)
 
     async def connect(self, stack: AsyncExitStack) -> AsyncConnection:
-        return await stack.enter_async_context(self.engine.connect())
+        connection = await self.engine.connect().start()
+        # Closed by the stack, not by `async with`, which shields the close in a task of its
+        # own: a task and three turns of the event loop more per read.
+        stack.push_async_callback(connection.close)
+        return connection
+
+    async def pooled(self, stack: AsyncExitStack) -> PoolProxiedConnection:
+        connection = await self.engine.raw_connection()
+        stack.callback(connection.close)  # back to the pool: nothing to await
+        return connection
 
     async def open_session(self, stack: AsyncExitStack) -> AsyncSession:
         session = await stack.enter_async_context(self.sessionmaker())
@@ -103,9 +113,23 @@ class ReplicaRouter:
         self._reads_after_write = known.reads_after_write
         # Behind PgBouncer reads stay in a transaction (see read_engine): SQLAlchemy runs them all.
         direct = not settings.db_pgbouncer
-        self.reader = Reader(self.connect, direct=direct)
-        self.primary_reader = Reader(partial(self.connect, primary=True), direct=direct)
-        self.writer = Writer(partial(self.connect, writing=True), direct=direct)
+        # A planned statement takes the pool's connection itself (see `pooled`) where the pool
+        # keeps what it is given back, as a QueuePool of this project's does (no overflow): a
+        # NullPool closes each connection on return, which with psycopg awaits inside
+        # SQLAlchemy's greenlet. A connection through SQLAlchemy otherwise.
+        engines = [primary] if replica is None else [primary, replica]
+        keeps = direct and all(isinstance(engine.pool, QueuePool) for engine in engines)
+        self.reader = Reader(self.connect, pooled=self.pooled if keeps else None, direct=direct)
+        self.primary_reader = Reader(
+            partial(self.connect, primary=True),
+            pooled=partial(self.pooled, primary=True) if keeps else None,
+            direct=direct,
+        )
+        self.writer = Writer(
+            partial(self.connect, writing=True),
+            pooled=partial(self.pooled, writing=True) if keeps else None,
+            direct=direct,
+        )
 
     @property
     def replica_configured(self) -> bool:
@@ -131,26 +155,37 @@ class ReplicaRouter:
         )
         self._replica_down_until = time.monotonic() + self._retry_after
 
-    @asynccontextmanager
-    async def connect(
+    def connect(
         self, *, primary: bool = False, writing: bool = False
-    ) -> AsyncIterator[AsyncConnection]:
-        """A pooled connection of the replica, or of the primary (see `_open`), for one read;
-        of the primary for one write."""
+    ) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A pooled connection of the replica, or of the primary (see `_open`), for one read
+        through SQLAlchemy; of the primary for one write."""
+        return self._one(Database.connect, primary=primary, writing=writing)
+
+    def pooled(
+        self, *, primary: bool = False, writing: bool = False
+    ) -> AbstractAsyncContextManager[PoolProxiedConnection]:
+        """As `connect`, the pool's own connection (`AsyncEngine.raw_connection()`), for one
+        statement run on the driver (app.db.reads.Plan): no SQLAlchemy Connection to make
+        around it, nor to close after it (which awaits inside SQLAlchemy's greenlet)."""
+        return self._one(Database.pooled, primary=primary, writing=writing)
+
+    @asynccontextmanager
+    async def _one(
+        self,
+        opener: Callable[[Database, AsyncExitStack], Awaitable[OpenedT]],
+        *,
+        primary: bool,
+        writing: bool,
+    ) -> AsyncIterator[OpenedT]:
         if primary or writing or not self.replica_in_use:  # the common case, kept short
             if not writing:
                 self._count_primary_read(after_write=primary)
-            async with self._primary.queue.turn():
-                connection = await self._primary.engine.connect().start()
-                try:
-                    yield connection
-                finally:
-                    # Closed here, not by `async with`, which shields the close in a task of its
-                    # own: a task and three turns of the event loop more per read.
-                    await connection.close()
+            async with self._primary.queue.turn(), AsyncExitStack() as stack:
+                yield await opener(self._primary, stack)
             return
         async with AsyncExitStack() as stack:
-            yield await self._open(stack, Database.connect)
+            yield await self._open(stack, opener)
 
     @asynccontextmanager
     async def session(self, *, primary: bool = False) -> AsyncIterator[AsyncSession]:

@@ -110,24 +110,26 @@ def own_reader(own_engine: AsyncEngine, settings: Settings) -> Reader:
     return reader_of(own_engine, settings)
 
 
-def count_sqlalchemy_executions(engine: AsyncEngine) -> list[object]:
-    executions: list[object] = []
+def count_events(engine: AsyncEngine, *names: str) -> list[object]:
+    """Each time one of the engine's events `names` fires, one more item."""
+    fired: list[object] = []
 
-    @event.listens_for(engine.sync_engine, "before_cursor_execute")
     def count(*_: object) -> None:
-        executions.append(None)
+        fired.append(None)
 
-    return executions
+    for name in names:
+        event.listen(engine.sync_engine, name, count)
+    return fired
+
+
+def count_sqlalchemy_executions(engine: AsyncEngine) -> list[object]:
+    return count_events(engine, "before_cursor_execute")
 
 
 def count_invalidations(engine: AsyncEngine) -> list[object]:
-    invalidated: list[object] = []
-
-    @event.listens_for(engine.sync_engine, "invalidate")
-    def count(*_: object) -> None:
-        invalidated.append(None)
-
-    return invalidated
+    """Connections taken out of service: invalidated through SQLAlchemy, or, on the pooled path,
+    closed on the driver and soft-invalidated (replaced when their slot is next taken)."""
+    return count_events(engine, "invalidate", "soft_invalidate")
 
 
 async def planned(reader: Reader, statement: Executable, **parameters: Any) -> None:
@@ -179,6 +181,20 @@ async def test_a_plain_select_runs_on_the_driver_from_its_third_run(
 
     assert len(executions) == through_sqlalchemy
     assert all(len(each) == 1 for each in rows)
+
+
+async def test_a_planned_statement_takes_the_pools_connection_without_an_sqlalchemy_one(
+    own_reader: Reader, own_engine: AsyncEngine
+) -> None:
+    await planned(own_reader, PLAIN)
+    checkouts = count_events(own_engine, "checkout")
+    sqlalchemy_connections = count_events(own_engine, "engine_connect")
+
+    rows = [await own_reader.all(PLAIN) for _ in range(3)]
+
+    assert rows == [rows[0]] * 3
+    assert len(checkouts) == 3
+    assert sqlalchemy_connections == []
 
 
 async def test_a_statement_built_per_run_always_runs_through_sqlalchemy(
