@@ -184,13 +184,19 @@ async def test_a_plain_select_runs_on_the_driver_from_its_third_run(
 
 
 async def test_a_planned_statement_takes_the_pools_connection_without_an_sqlalchemy_one(
-    own_reader: Reader, own_engine: AsyncEngine
+    settings: Settings,
 ) -> None:
-    await planned(own_reader, PLAIN)
-    checkouts = count_events(own_engine, "checkout")
-    sqlalchemy_connections = count_events(own_engine, "engine_connect")
+    production_pool = pooled(settings)  # a pool that keeps its connections (not a NullPool)
+    engine = create_engine(production_pool)
+    reader = reader_of(engine, production_pool)
+    try:
+        await planned(reader, PLAIN)
+        checkouts = count_events(engine, "checkout")
+        sqlalchemy_connections = count_events(engine, "engine_connect")
 
-    rows = [await own_reader.all(PLAIN) for _ in range(3)]
+        rows = [await reader.all(PLAIN) for _ in range(3)]
+    finally:
+        await engine.dispose()
 
     assert rows == [rows[0]] * 3
     assert len(checkouts) == 3
