@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 
 from app.config import Settings
-from app.db.reads import Reader, Writer, refuse_to_write_statement
+from app.db.reads import PooledConnections, Reader, Writer, refuse_to_write_statement
 from app.db.session import PROBE_SECONDS, ConnectionQueue
 from app.metrics import metrics
 
@@ -119,16 +119,16 @@ class ReplicaRouter:
         # SQLAlchemy's greenlet. A connection through SQLAlchemy otherwise.
         engines = [primary] if replica is None else [primary, replica]
         keeps = direct and all(isinstance(engine.pool, QueuePool) for engine in engines)
-        self.reader = Reader(self.connect, pooled=self.pooled if keeps else None, direct=direct)
+
+        def pooled(**where: bool) -> PooledConnections | None:
+            return partial(self.pooled, **where) if keeps else None
+
+        self.reader = Reader(self.connect, pooled=pooled(), direct=direct)
         self.primary_reader = Reader(
-            partial(self.connect, primary=True),
-            pooled=partial(self.pooled, primary=True) if keeps else None,
-            direct=direct,
+            partial(self.connect, primary=True), pooled=pooled(primary=True), direct=direct
         )
         self.writer = Writer(
-            partial(self.connect, writing=True),
-            pooled=partial(self.pooled, writing=True) if keeps else None,
-            direct=direct,
+            partial(self.connect, writing=True), pooled=pooled(writing=True), direct=direct
         )
 
     @property
