@@ -37,9 +37,9 @@ CLASS_BODY_NAMES = frozenset(
     | {"list", "dict", "bytes", "object"}
 )
 FUNCTION_NAMES = frozenset(
-    {"session", "data", "result", "router", "status", "client", "response", "payload", "number"}
-    | {"found", "created", "fetched", "updated", "field", "value", "app", "resources", "tests"}
-    | {"date", "datetime", "select", "sent", "stored", "ids", "params", "changes", "required"}
+    {"session", "data", "result", "router", "status", "response", "found", "updated", "field"}
+    | {"value", "app", "resources", "tests", "date", "datetime", "select", "sent", "stored"}
+    | {"ids", "changes"}
 )
 FIRST_PARTY = "lint.isort.known-first-party = ['app', 'scaffold', 'tests']"
 API_REGISTRY = Path("app/api/resources.py")
