@@ -15,13 +15,10 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
 from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
-from app.cli.database import DatabaseProblemError, database
+from app.cli.database import DatabaseProblemError, database, one_connection
 from app.config import PROJECT_ROOT, Settings
 from app.db.base import Base
-from app.db.driver import connect_args
 from scaffold.cli import API_REGISTRY, MODEL_REGISTRY, formatted, tables
 from scaffold.spec import SpecError
 
@@ -57,14 +54,8 @@ def _current_heads(connection: Connection) -> tuple[str, ...]:
 
 
 async def applied_heads(settings: Settings) -> tuple[str, ...]:
-    engine = create_async_engine(
-        settings.url, poolclass=NullPool, connect_args=connect_args(settings)
-    )
-    try:
-        async with engine.connect() as connection:
-            return await connection.run_sync(_current_heads)
-    finally:
-        await engine.dispose()
+    async with one_connection(settings) as connection:
+        return await connection.run_sync(_current_heads)
 
 
 def refuse_if_applied(revision: Script, table: str, root: Path) -> None:

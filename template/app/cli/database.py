@@ -3,12 +3,12 @@ server), and what a failure to reach it means, in one line that names the server
 password."""
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from pydantic import SecretStr
 from sqlalchemy import URL
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from app.config import Settings, get_settings
@@ -123,15 +123,23 @@ def explain(error: BaseException, settings: Settings) -> str:
     return f"{server}: {type(error).__name__}: {first_line}"
 
 
-async def _connect(settings: Settings) -> None:
+@asynccontextmanager
+async def one_connection(settings: Settings) -> AsyncIterator[AsyncConnection]:
+    """A connection of an engine of its own, without a pool, disposed of after: for a command's
+    one look at the database."""
     engine = create_async_engine(
         settings.url, poolclass=NullPool, connect_args=connect_args(settings)
     )
     try:
-        async with engine.connect():
-            pass
+        async with engine.connect() as connection:
+            yield connection
     finally:
         await engine.dispose()
+
+
+async def _connect(settings: Settings) -> None:
+    async with one_connection(settings):
+        pass
 
 
 def ensure_reachable(settings: Settings) -> None:
