@@ -40,6 +40,18 @@ OUT_OF_BOUNDS_PAGES = {
     "offset-too-big": {"offset": 2**31},
 }
 Comparison = Callable[[Any, Any], bool]
+FieldCases = tuple[tuple[str, str, Any], ...]  # a case's id, the field, the value it sends
+
+
+def one_field_changes(cases: FieldCases) -> dict[str, tuple[Any, ...]]:
+    """Each case as a change of one field of a valid body, by the case's id."""
+    return {case: ({field: value},) for case, field, value in cases}
+
+
+def sent(body: dict[str, Any]) -> str:
+    """The body as JSON, without the fields marked MISSING (any JSON Python writes: lone
+    surrogates and all)."""
+    return json.dumps({key: value for key, value in body.items() if value is not MISSING})
 
 
 class ResourceChecks:
@@ -297,11 +309,10 @@ class FilterChecks(ResourceChecks):
 
 
 class InvalidInputChecks(ResourceChecks):
-    invalid: ClassVar[tuple[tuple[str, str, Any], ...]]  # case, field, a value refused
+    invalid: ClassVar[FieldCases]  # a value refused
 
     def parameters(self) -> dict[str, dict[str, tuple[Any, ...]]]:
-        cases = {case: ({field: value},) for case, field, value in self.invalid}
-        return super().parameters() | {"invalid_changes": cases}
+        return super().parameters() | {"invalid_changes": one_field_changes(self.invalid)}
 
     async def test_invalid_input_answers_422(
         self, client: AsyncClient, row_factory: RowFactory, invalid_changes: dict[str, Any]
@@ -318,18 +329,11 @@ class InvalidInputChecks(ResourceChecks):
         assert patched.status_code == (200 if MISSING in invalid_changes.values() else 422)
 
 
-def sent(body: dict[str, Any]) -> str:
-    """The body as JSON, without the fields marked MISSING (any JSON Python writes: lone
-    surrogates and all)."""
-    return json.dumps({key: value for key, value in body.items() if value is not MISSING})
-
-
 class EdgeValueChecks(ResourceChecks):
-    edges: ClassVar[tuple[tuple[str, str, Any], ...]]  # case, field, a value at an edge
+    edges: ClassVar[FieldCases]  # a value at an edge of what the field holds
 
     def parameters(self) -> dict[str, dict[str, tuple[Any, ...]]]:
-        cases = {case: ({field: value},) for case, field, value in self.edges}
-        return super().parameters() | {"edge_changes": cases}
+        return super().parameters() | {"edge_changes": one_field_changes(self.edges)}
 
     async def test_edge_values_are_read_back_as_sent(
         self, client: AsyncClient, row_factory: RowFactory, edge_changes: dict[str, Any]
